@@ -1,0 +1,68 @@
+"""Peer benchmark: DeepCTR-Torch 0.3.0's DeepFM against nasrec_lit's DeepFM on the same Frappe split.
+
+Same data (Frappe validation+test pooled, random 8:1:1 split, seed 2024, min-count-2 vocabulary), same
+architecture (embedding dim 16, DNN 256-128, FM + linear), same optimiser (Adam, lr 1e-3), batch size
+and epochs, trained one after the other in this process on the same cores. Prints each one's training
+samples/s and test logloss/AUC; the last line is
+`throughput_ratio=<ours/peer> ours_logloss=<x> peer_logloss=<y>`.
+
+DeepCTR-Torch checks its version on PyPI in a thread at import; that call is disabled here (requests.get
+is replaced before the import), so the benchmark makes no network call. Install the peer with
+`pip install --no-deps deepctr-torch==0.3.0` (it is in the bench extra of `make install`).
+"""
+import argparse, os, sys, time, warnings, logging
+os.environ.setdefault("NASREC_LIT_PROGRESS", "0"); os.environ.setdefault("WANDB_MODE", "disabled")
+warnings.filterwarnings("ignore"); logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+import numpy as np
+import torch
+
+
+def import_deepctr():
+    "Import deepctr_torch with its PyPI version check turned off (no network)."
+    import requests
+    def _offline(*a, **k): raise requests.exceptions.ConnectionError("network disabled by nasrec_lit benchmark")
+    requests.get = _offline
+    import deepctr_torch
+    from deepctr_torch.inputs import SparseFeat
+    from deepctr_torch.models import DeepFM
+    return deepctr_torch, SparseFeat, DeepFM
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="frappe"); ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=1024); ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--emb-dim", type=int, default=16); ap.add_argument("--seed", type=int, default=2024)
+    a = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    from nasrec_lit.data import load_data, split_indices
+    from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
+    from nasrec_lit.blocks import ctr_metrics
+    data = load_data(a.data); tr, va, te = split_indices(data, seed=a.seed)
+    print(f"data {data}: train {len(tr)} val {len(va)} test {len(te)}; epochs {a.epochs}, batch {a.batch_size}, Adam lr {a.lr}, emb {a.emb_dim}")
+
+    # --- peer: DeepCTR-Torch DeepFM -------------------------------------------------------------
+    dct, SparseFeat, PeerDeepFM = import_deepctr()
+    torch.manual_seed(a.seed); np.random.seed(a.seed)
+    feats = [SparseFeat(n, vocabulary_size=int(c), embedding_dim=a.emb_dim) for n, c in zip(data.sparse_names, data.cardinalities)]
+    dense = np.asarray(data.dense); sparse = np.asarray(data.sparse); label = np.asarray(data.label)
+    x = lambda idx: {n: sparse[idx, j] for j, n in enumerate(data.sparse_names)}
+    peer = PeerDeepFM(feats, feats, task="binary", device="cpu", dnn_hidden_units=(256, 128), seed=a.seed)
+    peer.compile(torch.optim.Adam(peer.parameters(), lr=a.lr), "binary_crossentropy")
+    t0 = time.perf_counter(); peer.fit(x(tr), label[tr], batch_size=a.batch_size, epochs=a.epochs, verbose=0, shuffle=True)
+    peer_s = time.perf_counter() - t0
+    peer_m = ctr_metrics(label[te], peer.predict(x(te), batch_size=8192).ravel())
+    peer_sps = len(tr) * a.epochs / peer_s
+    print(f"peer  DeepCTR-Torch {dct.__version__} DeepFM: {peer_sps:10.0f} train samples/s  test logloss {peer_m['logloss']:.4f}  AUC {peer_m['auc']:.4f}")
+
+    # --- ours -------------------------------------------------------------------------------------
+    model = build_model("deepfm", data.schema(), OptimConfig(optimizer="adam", lr=a.lr), emb_dim=a.emb_dim, hidden=(256, 128))
+    r = fit(model, data, TrainConfig(epochs=a.epochs, batch_size=a.batch_size, seed=a.seed, progress=False, checkpoints=False),
+            splits=(tr, va, te))
+    ours_sps = len(tr) * a.epochs / r["train_seconds"]
+    print(f"ours  nasrec_lit DeepFM:            {ours_sps:10.0f} train samples/s  test logloss {r['test_logloss']:.4f}  AUC {r['test_auc']:.4f}")
+    print(f"throughput_ratio={ours_sps / peer_sps:.2f} ours_logloss={r['test_logloss']:.4f} peer_logloss={peer_m['logloss']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

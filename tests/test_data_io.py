@@ -1,0 +1,130 @@
+"""Data layer: every real source, bad input through the API and the CLI, and a property test of the
+streaming reader against a straightforward pandas implementation."""
+import gzip, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from nasrec_lit.core import shared_data_dir
+from nasrec_lit.data import (load_data, DataOptions, DataError, read_delimited, CRITEO, split_indices, make_synthetic,
+                             SyntheticConfig, bayes_logloss)
+
+CLI = [sys.executable, "-m", "nasrec_lit.cli"]
+needs_shared = pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
+
+
+@needs_shared
+@pytest.mark.parametrize("source,rows,dense,sparse,rate", [("criteo", 10_000, 13, 26, 0.218), ("avazu", 9_999, 0, 23, 0.171),
+                                                           ("frappe", 86_582, 0, 10, 1 / 3), ("movielens", 100_000, 0, 10, None)])
+def test_real_sources(source, rows, dense, sparse, rate):
+    d = load_data(source)
+    assert (len(d), d.n_dense, d.n_sparse) == (rows, dense, sparse)
+    if rate is not None: assert abs(d.label_rate - rate) < 0.01
+    assert set(np.unique(d.label)) <= {0.0, 1.0}
+    assert (np.asarray(d.sparse) >= 0).all() and (np.asarray(d.sparse) < np.array(d.cardinalities)).all()
+    h = load_data(source, DataOptions(encoding="hash", hash_size=1000))
+    assert (np.asarray(h.sparse) < 1000).all() and len(h) == rows
+
+
+@needs_shared
+def test_hash_encoding_matches_nasrec_formula():
+    "NASRec: int(hex) mod (table_size-1) + 1, 0 for missing."
+    d = load_data("criteo", DataOptions(encoding="hash", hash_size=1001))
+    raw = pd.read_csv(shared_data_dir() / "criteo/criteo_kaggle_train_head10k.txt", sep="\t", header=None, dtype=str)
+    c1 = raw[14].map(lambda s: 0 if pd.isna(s) else int(s, 16) % 1000 + 1).to_numpy()
+    assert np.array_equal(np.asarray(d.sparse)[:, 0], c1)
+    dense = np.log1p(np.maximum(raw[1].astype(float).fillna(0).to_numpy(), 0))
+    assert np.allclose(np.asarray(d.dense)[:, 0], dense, atol=1e-6)
+
+
+def _line(label="0", dense=None, sparse=None):
+    dense = dense if dense is not None else [str(i) for i in range(13)]
+    sparse = sparse if sparse is not None else ["68fd1e64"] * 26
+    return "\t".join([label, *dense, *sparse])
+
+
+@pytest.mark.parametrize("bad,line,words", [
+    ("0\t1\t2", 3, ["expected 40 fields", "found 3"]),
+    (_line(dense=["abc"] + ["1"] * 12), 3, ["I1", "non-numeric"]),
+    (_line(dense=["1"] * 6 + ["nan"] + ["1"] * 6), 3, ["I7", "non-finite"]),
+    (_line(label="7"), 3, ["label"]),
+])
+def test_bad_rows_named_by_file_and_line(tmp_path, bad, line, words):
+    p = tmp_path / "train.txt"
+    p.write_text("\n".join([_line(), _line(), bad, _line()]) + "\n")
+    with pytest.raises(DataError) as e: load_data(f"criteo:{p}")
+    msg = str(e.value)
+    assert f"train.txt:{line}:" in msg and all(w in msg for w in words), msg
+    ok = load_data(f"criteo:{p}", DataOptions(skip_bad_rows=True))
+    assert len(ok) == 3 and ok.report["bad_rows"] == 1 and ok.report["first_bad_lines"] == [f"train.txt:{line}"]
+
+
+def test_error_after_the_first_block_names_the_right_line(tmp_path):
+    "A bad row far into a multi-block file: the line number counts every earlier block."
+    p = tmp_path / "big.txt"
+    lines = [_line(sparse=[f"{i:08x}"] * 26) for i in range(30_000)]
+    lines[25_000] = _line(dense=["x"] * 13)
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"big.txt:25001:"):
+        load_data(f"criteo:{p}", DataOptions(block_mb=1))
+
+
+def test_missing_empty_unknown(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    for spec, word in [(f"criteo:{tmp_path}/empty.txt", "empty"), (f"avazu:{tmp_path}/none.csv", "not found"),
+                       ("netflix", "unknown data source"), (f"criteo:{tmp_path}", "directory")]:
+        with pytest.raises(DataError, match=word): load_data(spec)
+
+
+def test_cli_bad_input_one_line_nonzero(tmp_path):
+    p = tmp_path / "t.txt"; p.write_text(_line() + "\n0\t1\n")
+    r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{p}"], capture_output=True, text=True)
+    assert r.returncode == 2 and "t.txt:2:" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{p}", "--skip-bad-rows"], capture_output=True, text=True)
+    assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout, r.stdout + r.stderr
+
+
+def test_failed_read_keeps_existing_cache(tmp_path):
+    "A crash or error mid-read leaves no partial cache and never harms an existing one."
+    p = tmp_path / "a.txt"; p.write_text("\n".join(_line() for _ in range(10)) + "\n")
+    d = load_data(f"criteo:{p}"); cache = Path(d.report["cache"])
+    bad = tmp_path / "b.txt"; bad.write_text(_line() + "\n0\t1\n")
+    with pytest.raises(DataError): load_data(f"criteo:{bad}")
+    assert (cache / "meta.json").exists() and not list(cache.parent.glob("*partial*"))
+    assert load_data(f"criteo:{p}").report["cached"]
+
+
+def _pandas_vocab_ids(col: pd.Series, min_count: int) -> np.ndarray:
+    "Reference: ids by first appearance among values seen >= min_count times; 0 for missing/rare."
+    counts = col.value_counts()
+    keep = [v for v in pd.unique(col.dropna()) if counts[v] >= min_count]
+    ids = {v: i + 1 for i, v in enumerate(keep)}
+    return col.map(lambda v: ids.get(v, 0) if not pd.isna(v) else 0).to_numpy()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.one_of(st.none(), st.integers(-5, 10**6)), min_size=13, max_size=13),
+                          st.lists(st.one_of(st.none(), st.sampled_from(["a1", "ff", "00c0ffee", "zz", "7"])), min_size=26, max_size=26)),
+                min_size=1, max_size=60), st.integers(1, 3))
+def test_reader_matches_pandas_reference(tmp_path, rows, min_count):
+    p = tmp_path / f"prop-{abs(hash(str(rows))) % 10**9}.txt"
+    p.write_text("".join("\t".join([str(int(l))] + ["" if v is None else str(v) for v in dn] + ["" if v is None else v for v in sp]) + "\n"
+                         for l, dn, sp in rows))
+    d = load_data(f"criteo:{p}", DataOptions(min_count=min_count))
+    ref = pd.read_csv(p, sep="\t", header=None, dtype={i: str for i in range(14, 40)}, keep_default_na=False, na_values=[""])
+    assert np.array_equal(np.asarray(d.label), ref[0].to_numpy(np.float32))
+    dense = np.log1p(np.maximum(ref.iloc[:, 1:14].astype(float).fillna(0).to_numpy(), 0)).astype(np.float32)
+    assert np.allclose(np.asarray(d.dense), dense)
+    for j in range(26):
+        assert np.array_equal(np.asarray(d.sparse)[:, j], _pandas_vocab_ids(ref[14 + j], min_count)), j
+
+
+def test_synthetic_bayes_is_a_floor():
+    d = make_synthetic(SyntheticConfig(rows=20_000, seed=3))
+    base = d.label_rate
+    assert bayes_logloss(d) < -(base * np.log(base) + (1 - base) * np.log(1 - base))
+    tr, va, te = split_indices(d, seed=0, stratify=True)
+    assert abs(d.label[te].mean() - base) < 2e-3

@@ -1,0 +1,67 @@
+"""Training, tracking and the CLI end to end."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasrec_lit.core import RunDir, shared_data_dir
+from nasrec_lit.data import make_synthetic, SyntheticConfig, split_indices, bayes_logloss, load_data
+from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig, MODELS
+
+
+def test_wandb_offline_run_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    d = make_synthetic(SyntheticConfig(rows=3000))
+    run = RunDir("wandb-offline", root=tmp_path)
+    res = fit(build_model("lr", d.schema()), d, TrainConfig(epochs=1, progress=False), run)
+    offline = list((run.path / "wandb").glob("offline-run-*"))
+    assert offline and list(offline[0].glob("*.wandb")), list(run.path.rglob("*"))
+    saved = json.loads((run.path / "result.json").read_text())
+    assert saved["test_logloss"] == pytest.approx(res["test_logloss"])
+    assert (run.path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_resume_from_last_checkpoint(tmp_path):
+    "A run that stopped after epoch 1 continues from its last checkpoint to the requested epochs."
+    d = make_synthetic(SyntheticConfig(rows=4000))
+    run = RunDir("resume", root=tmp_path)
+    cfg = TrainConfig(epochs=1, progress=False)
+    fit(build_model("fm", d.schema()), d, cfg, run)
+    r2 = fit(build_model("fm", d.schema()), d, cfg.replace(epochs=3), run, resume=True)
+    assert r2["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_baseline_beats_base_rate_on_synthetic(name):
+    d = make_synthetic(SyntheticConfig(rows=20_000, seed=5))
+    sp = split_indices(d, seed=0)
+    r = fit(build_model(name, d.schema(), OptimConfig(lr=3e-3)), d, TrainConfig(epochs=2, batch_size=512, progress=False, checkpoints=False), splits=sp)
+    base = float(d.label[sp[0]].mean()); y = d.label[sp[2]]
+    base_ll = -np.mean(y * np.log(base) + (1 - y) * np.log(1 - base))
+    assert r["test_logloss"] < base_ll - 0.02, (name, r["test_logloss"], base_ll)
+    assert r["test_logloss"] > bayes_logloss(d, sp[2]) - 0.01   # nothing beats the truth (up to noise)
+
+
+def test_cli_train_and_help(tmp_path):
+    cli = [sys.executable, "-m", "nasrec_lit.cli"]
+    for args in (["--help"], ["train", "--help"], ["data", "inspect", "--help"], ["data", "prepare", "--help"]):
+        assert subprocess.run(cli + args, capture_output=True).returncode == 0
+    r = subprocess.run(cli + ["train", "--model", "fm", "--data", "synthetic", "--epochs", "1", "--runs-dir", str(tmp_path)],
+                       capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled"))
+    assert r.returncode == 0, r.stderr
+    assert "test_logloss" in r.stdout and (tmp_path / "synthetic-fm-s2024" / "result.json").exists()
+    r = subprocess.run(cli + ["train", "--model", "fm", "--epochs", "0", "--data", "synthetic"], capture_output=True, text=True)
+    assert r.returncode == 2 and "epochs" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
+def test_demo_quality_on_frappe(tmp_path):
+    "The demo's leaderboard: best baseline test AUC >= 0.93 and logloss <= 0.30 on Frappe."
+    r = subprocess.run([sys.executable, "-m", "nasrec_lit.cli", "demo", "--runs-dir", str(tmp_path)], capture_output=True, text=True,
+                       env=dict(os.environ, WANDB_MODE="disabled"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    board = json.loads((tmp_path / "demo-leaderboard-s2024" / "result.json").read_text())["leaderboard"]
+    best = min(board, key=lambda x: x["test_logloss"])
+    assert best["test_auc"] >= 0.93 and best["test_logloss"] <= 0.30, best
