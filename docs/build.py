@@ -30,6 +30,12 @@ def quarto_to_myst(md: str) -> str:
     return "\n".join(out)
 
 
+def showdoc_md(md: str) -> str:
+    "nbdev's show_doc markdown without Quarto-only bits: the leading rule and {attr} blocks after links."
+    md = re.sub(r"^\s*---\s*\n", "", md)
+    return re.sub(r"\)\{[^}]*\}", ")", md)
+
+
 def convert(nb_path: Path, dest: Path, toc: list = None):
     nb = json.loads(nb_path.read_text())
     cells = []
@@ -51,6 +57,10 @@ def convert(nb_path: Path, dest: Path, toc: list = None):
             if any(re.match(r"#\|\s*echo:\s*false", d) for d in directives): tags.append("remove-input")
             if any(re.match(r"#\|\s*output:\s*false", d) for d in directives): tags.append("remove-output")
             if any(re.match(r"#\|\s*(hide|include:\s*false)", d) for d in directives): continue
+            mds = [o["data"]["text/markdown"] for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+            if "remove-input" in tags and mds:   # show_doc: its markdown becomes part of the page
+                cells.append({"cell_type": "markdown", "metadata": {}, "source": "\n\n".join(showdoc_md("".join(m)) for m in mds)})
+                continue
             src = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
             c = dict(c, source=src, metadata=dict(c.get("metadata", {}), tags=tags))
             outs = []
@@ -61,7 +71,8 @@ def convert(nb_path: Path, dest: Path, toc: list = None):
         cells.append(c)
     if toc is not None:
         cells.append({"cell_type": "markdown", "metadata": {}, "source": "```{toctree}\n:hidden:\n:maxdepth: 1\n\n" + "\n".join(toc) + "\n```"})
-    nb["cells"] = cells
+    for c in cells: c.pop("id", None)
+    nb["cells"] = cells; nb["nbformat"], nb["nbformat_minor"] = 4, 4
     nb.setdefault("metadata", {})["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     dest.write_text(json.dumps(nb, indent=1))
 
@@ -81,11 +92,26 @@ def readme():
     (ROOT/"README.md").write_text("<!-- generated from nbs/index.ipynb by docs/build.py --readme: edit the notebook -->\n\n" + "\n\n".join(parts) + "\n")
 
 
+def proc_nbs():
+    """nbdev's processing step (show_doc rendering, directives) into _proc/, without `nbdev_proc_nbs`'s
+    `_ensure_quarto`, which would try to download Quarto and pip-install the project into the system Python."""
+    import os
+    os.chdir(ROOT)
+    from nbdev.config import get_config
+    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.serve import proc_nbs as _proc
+    import nbdev.doclinks
+    cfg = get_config()
+    refresh_quarto_yml(); nbdev.doclinks._build_modidx()
+    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
+    _proc(cfg.nbs_path, n_workers=0)
+
+
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--out", default="_site"); ap.add_argument("--readme", action="store_true")
     a = ap.parse_args()
     if a.readme: readme(); return
-    subprocess.run([str(BIN/"nbdev_proc_nbs"), "--n_workers", "0"], cwd=ROOT, check=True)
+    proc_nbs()
     src = ROOT/"_build"/"src"
     shutil.rmtree(src, ignore_errors=True); src.mkdir(parents=True)
     shutil.copy(ROOT/"docs"/"conf.py", src/"conf.py")

@@ -12,7 +12,7 @@ from nasrec_lit.core import shared_data_dir
 from nasrec_lit.data import (load_data, DataOptions, DataError, read_delimited, CRITEO, split_indices, make_synthetic,
                              SyntheticConfig, bayes_logloss)
 
-CLI = [sys.executable, "-m", "nasrec_lit.cli"]
+CLI = [str(Path(sys.executable).parent / "nasrec-lit")]
 needs_shared = pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
 
 
