@@ -18,10 +18,10 @@ from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cach
 
 # %% auto #0
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
-           'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_keys', 'StreamingVocab', 'DelimitedFormat',
-           'scan_lines', 'convert_block', 'load_cached', 'read_delimited', 'load_cached_from', 'read_movielens',
-           'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices',
-           'time_split', 'ArrayLoader', 'CTRDataModule']
+           'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'StreamingVocab',
+           'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'load_cached', 'read_delimited',
+           'load_cached_from', 'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss',
+           'parse_data_spec', 'load_data', 'split_indices', 'time_split', 'ArrayLoader', 'CTRDataModule']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(64, ge=1, help="streaming block size in MB")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #0528cc60
+# %% ../nbs/01_data.ipynb #9efa8beb
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 _HEX = np.full(256, 255, np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"): _HEX[_c] = _i
@@ -105,10 +105,14 @@ def string_keys(a: pa.Array, hex_ints: bool = False) -> np.ndarray:
     starts, lens = offs[:-1], np.diff(offs)
     h = np.full(n, _FNV_OFFSET, np.uint64)
     hx = np.zeros(n, np.uint64); is_hex = (lens > 0) & (lens <= 15)
+    L = int(lens.max(initial=0))
+    fixed = L > 0 and (lens == L).all()          # e.g. Criteo's 8-digit hashes: a [n, L] byte matrix, no masks
+    mat = data[starts[0]: starts[0] + n * L].reshape(n, L) if fixed else None
+    everyone = slice(None)
     with np.errstate(over="ignore"):
-        for j in range(int(lens.max(initial=0))):
-            m = lens > j
-            b = data[starts[m] + j]
+        for j in range(L):
+            m = everyone if fixed else lens > j
+            b = mat[:, j] if fixed else data[starts[m] + j]
             h[m] = (h[m] ^ b.astype(np.uint64)) * _FNV_PRIME
             if hex_ints:
                 nib = _HEX[b]; is_hex[m] &= nib != 255
@@ -118,18 +122,25 @@ def string_keys(a: pa.Array, hex_ints: bool = False) -> np.ndarray:
     if a.null_count: key[~np.asarray(a.is_valid())] = 0
     return key
 
-def column_keys(col, hex_ints: bool = False) -> np.ndarray:
-    "Keys of every row of a (dictionary-encoded or plain) string column, computed once per distinct value."
-    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
-    if pa.types.is_dictionary(col.type):
-        dk = string_keys(col.dictionary, hex_ints)
-        idx = col.indices
-        out = dk[np.asarray(idx.fill_null(0))] if len(dk) else np.zeros(len(col), np.uint64)
-        if idx.null_count: out[~np.asarray(idx.is_valid())] = 0
-        return out
-    return string_keys(col.cast(pa.string()), hex_ints)
+def column_categories(col, hex_ints: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(keys of the distinct values, index of each row into them; -1 for null): each distinct value of a
+    block is hashed once. Dictionary-encoded columns (as the CSV reader makes them) are used as they are."""
+    if isinstance(col, pa.ChunkedArray):   # per-chunk dictionaries, concatenated (a value may repeat across chunks)
+        parts = [column_categories(c, hex_ints) for c in col.chunks] or [(np.zeros(0, np.uint64), np.zeros(0, np.int64))]
+        offs = np.cumsum([0] + [len(dk) for dk, _ in parts[:-1]])
+        return (np.concatenate([dk for dk, _ in parts]),
+                np.concatenate([np.where(idx >= 0, idx + o, -1) for (_, idx), o in zip(parts, offs)]))
+    if not pa.types.is_dictionary(col.type): col = pc.dictionary_encode(col.cast(pa.string()))
+    dk = string_keys(col.dictionary, hex_ints)
+    idx = col.indices
+    return dk, np.asarray(idx.fill_null(-1) if idx.null_count else idx, dtype=np.int64)
 
-# %% ../nbs/01_data.ipynb #ab232423
+def column_keys(col, hex_ints: bool = False) -> np.ndarray:
+    "Key of every row of a string column (0 for null)."
+    dk, idx = column_categories(col, hex_ints)
+    return np.where(idx >= 0, dk[np.maximum(idx, 0)] if len(dk) else 0, 0).astype(np.uint64)
+
+# %% ../nbs/01_data.ipynb #892082d9
 class StreamingVocab:
     "Vocabulary over uint64 keys built block by block: provisional ids by first appearance, counts, min-count remap."
     def __init__(self):
@@ -137,24 +148,29 @@ class StreamingVocab:
 
     def __len__(self): return len(self.keys)
 
-    def update(self, keys: np.ndarray) -> np.ndarray:
-        "Provisional ids (1-based, 0 for missing) of `keys`, adding new ones."
-        u, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-        present = u != 0
-        pos = np.searchsorted(self.keys, u)
-        found = (pos < len(self.keys)) & (self.keys[np.minimum(pos, len(self.keys) - 1)] == u) if len(self.keys) else np.zeros(len(u), bool)
+    def update(self, keys: np.ndarray, counts: Optional[np.ndarray] = None) -> np.ndarray:
+        """Provisional ids (1-based, 0 for missing) of `keys`, adding new ones in first-appearance order.
+        `counts`: occurrences of each key (when `keys` are a block's distinct values); default 1 each."""
+        u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        cnt = np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64) if counts is not None else np.bincount(inv, minlength=len(u))
+        present = (u != 0) & (cnt > 0)
+        def locate():
+            pos = np.searchsorted(self.keys, u)
+            ok = pos < len(self.keys)
+            ok[ok] = self.keys[pos[ok]] == u[ok]
+            return pos, ok
+        pos, found = locate()
         new = present & ~found
         if new.any():
-            # first-appearance order within the block, for deterministic ids
-            first = np.full(len(u), len(keys), np.int64); np.minimum.at(first, inv, np.arange(len(keys)))
             order = np.argsort(first[new], kind="stable")
             new_ids = np.empty(int(new.sum()), np.int64); new_ids[order] = len(self.keys) + 1 + np.arange(len(order))
             ins = np.searchsorted(self.keys, u[new])
             self.keys = np.insert(self.keys, ins, u[new]); self.ids = np.insert(self.ids, ins, new_ids)
             self.counts = np.insert(self.counts, ins, np.zeros(len(new_ids), np.int64))
-            pos = np.searchsorted(self.keys, u)
-        ids_u = np.where(present, self.ids[np.minimum(pos, len(self.keys) - 1)] if len(self.keys) else 0, 0)
-        np.add.at(self.counts, pos[present], cnt[present])
+            pos, found = locate()
+        ids_u = np.zeros(len(u), np.int64)
+        ids_u[present] = self.ids[pos[present]]
+        self.counts[pos[present]] += cnt[present]          # u is unique: no repeated index
         return ids_u[inv]
 
     def finalize(self, min_count: int) -> tuple[np.ndarray, int]:
@@ -191,58 +207,54 @@ AVAZU = DelimitedFormat("avazu", ",", "auto", AVAZU_COLUMNS, "click", {0: 0, 1: 
 FRAPPE_FIELDS = ["user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city"]
 FRAPPE = DelimitedFormat("frappe", " ", False, ["label"] + FRAPPE_FIELDS, "label", {-1: 0, 1: 1}, [], FRAPPE_FIELDS, token_sep=":")
 
-# %% ../nbs/01_data.ipynb #3c80884e
-def scan_lines(path, delimiter: str, expected_fields: int, header: bool, chunk=1 << 26):
-    """One vectorized pass over the bytes of `path`: (line numbers of data rows with the expected field count,
-    line numbers of rows with another count, {line: field count}). Empty lines are neither."""
-    d, nl = ord(delimiter), ord("\n")
-    good, bad, counts = [], [], {}
-    line0, carry = 1, b""
-    with open(path, "rb") as f:
-        while True:
-            buf = f.read(chunk)
-            if not buf and not carry: break
-            buf = carry + buf
-            if buf and not buf.endswith(b"\n"):
-                cut = buf.rfind(b"\n")
-                if cut >= 0 and len(buf) >= chunk: carry, buf = buf[cut + 1:], buf[:cut + 1]
-                else: carry, buf = b"", buf + b"\n"
-            else: carry = b""
-            arr = np.frombuffer(buf, np.uint8)
-            ends = np.flatnonzero(arr == nl)
-            starts = np.concatenate([[0], ends[:-1] + 1])
-            cum = np.concatenate([[0], np.cumsum(arr == d)])
-            nfields = cum[ends] - cum[starts] + 1
-            if delimiter == " ": nfields -= (arr[np.maximum(ends - 1, 0)] == d) & (ends > starts)  # trailing space
-            empty = (ends - starts) == 0 | ((ends - starts == 1) & (arr[np.maximum(ends - 1, 0)] == 13))
-            lines = line0 + np.arange(len(ends))
-            ok = (nfields == expected_fields) & ~empty
-            if header and line0 == 1: ok[0] = False; empty = empty.copy(); empty[0] = True
-            good.append(lines[ok]); b = lines[~ok & ~empty]; bad.append(b)
-            for ln, k in zip(b[:20], nfields[~ok & ~empty][:20]): counts.setdefault(int(ln), int(k))
-            line0 += len(ends)
-            if not carry and not buf: break
-            if not carry and f.peek(1) == b"" if hasattr(f, "peek") else False: pass
-    return (np.concatenate(good) if good else np.zeros(0, np.int64)), (np.concatenate(bad) if bad else np.zeros(0, np.int64)), counts
+# %% ../nbs/01_data.ipynb #168e6949
+def scan_bytes(buf: bytes, delimiter: str, expected_fields: int, first_line: int = 1):
+    """Vectorized pass over the lines of `buf`: (line numbers of rows with the expected field count, line
+    numbers of rows with another count, {line: field count} for the first bad ones). Empty lines are neither."""
+    if buf and not buf.endswith(b"\n"): buf = buf + b"\n"
+    arr = np.frombuffer(buf, np.uint8)
+    ends = np.flatnonzero(arr == ord("\n"))
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    stop = ends - ((ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13))          # drop a '\r' before '\n'
+    cum = np.concatenate([[0], np.cumsum(arr == ord(delimiter))])
+    nfields = cum[stop] - cum[starts] + 1
+    empty = stop == starts
+    lines = first_line + np.arange(len(ends))
+    ok = (nfields == expected_fields) & ~empty
+    bad = ~ok & ~empty
+    return lines[ok], lines[bad], {int(l): int(k) for l, k in zip(lines[bad][:20], nfields[bad][:20])}
 
-# %% ../nbs/01_data.ipynb #c84a5b2e
+def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
+    "`scan_bytes` over a whole file (header line excluded)."
+    buf = Path(path).read_bytes()
+    good, bad, counts = scan_bytes(buf, delimiter, expected_fields)
+    if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
+    return good, bad, counts
+
+# %% ../nbs/01_data.ipynb #51f60ead
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
 def _numeric(col: pa.Array, regex: str):
-    "float64 values (null → nan) and a mask of invalid (non-null, unparsable or non-finite) entries."
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+    "float64 values (null → 0) and a mask of invalid entries (unparsable text, NaN or ±inf)."
+    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):   # the robust path: text
         valid = pc.match_substring_regex(col, regex).fill_null(True)
         col = pc.if_else(valid, col, pa.scalar(None, col.type)).cast(pa.float64())
         bad = ~np.asarray(valid)
-    else: bad = np.zeros(len(col), bool)
-    x = np.asarray(col.cast(pa.float64()).fill_null(np.nan) if col.null_count else col.cast(pa.float64()), dtype=np.float64)
-    notnull = np.asarray(col.is_valid()) if col.null_count else np.ones(len(col), bool)
-    bad |= notnull & ~np.isfinite(x)
+    else:
+        col = col.cast(pa.float64()) if not pa.types.is_floating(col.type) else col
+        bad = None
+    if not pc.all(pc.is_finite(col)).as_py():                                  # NaN/inf present (nulls skipped)
+        nonfinite = np.asarray(pc.invert(pc.is_finite(col)).fill_null(False))
+        bad = nonfinite if bad is None else bad | nonfinite
+    x = np.asarray(col.fill_null(0.0), dtype=np.float64) if col.null_count else np.asarray(col, dtype=np.float64)
+    if bad is None: return x, np.zeros(len(x), bool)
+    x = x.copy(); x[bad] = 0.0
     return x, bad
 
-def convert_block(batch: pa.RecordBatch, fmt: DelimitedFormat, opts: DataOptions):
-    "One block → (dense float32 [n,D], list of key arrays per sparse field, label float32, bad mask, reasons)."
+def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions):
+    "One block → (dense float32 [n,D], per sparse field (distinct keys, row indices), label float32, bad mask, reasons)."
     n = batch.num_rows
     bad = np.zeros(n, bool); reasons = {}
     lab_raw, lab_bad = _numeric(batch.column(fmt.label), _INT_RE)
@@ -250,31 +262,33 @@ def convert_block(batch: pa.RecordBatch, fmt: DelimitedFormat, opts: DataOptions
     for raw, v in fmt.label_values.items(): lab[lab_raw == raw] = v
     lab_bad |= np.isnan(lab)
     if lab_bad.any(): reasons[f"label '{fmt.label}' not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
-    dense = np.zeros((n, len(fmt.dense)), np.float32)
+    dense = np.zeros((n, len(fmt.dense)), np.float64)
     for j, name in enumerate(fmt.dense):
         x, b = _numeric(batch.column(name), _NUM_RE)
         if b.any(): reasons[f"field {name}: non-numeric or non-finite value"] = b; bad |= b
-        x = np.nan_to_num(x, nan=0.0)
-        if opts.dense_transform == "log": x = np.log1p(np.maximum(x, 0.0))
         dense[:, j] = x
-    keys = []
+    if opts.dense_transform == "log" and len(fmt.dense): dense = np.log1p(np.maximum(dense, 0.0))
+    dense = dense.astype(np.float32)
+    cats = []
     for name in fmt.sparse:
         col = batch.column(name)
-        if fmt.token_sep:  # libFM token 'idx:val' → idx
-            col = col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
-            col = pc.replace_substring_regex(col, fmt.token_sep + ".*$", "")
-        keys.append(column_keys(col, hex_ints=fmt.hex_ints and opts.encoding == "hash"))
+        if fmt.token_sep:  # libFM token 'idx:val' → idx (on the block's distinct tokens only)
+            chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+            chunks = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks]
+            col = pa.chunked_array([pa.DictionaryArray.from_arrays(c.indices, pc.replace_substring_regex(c.dictionary, fmt.token_sep + ".*$", ""))
+                                    for c in chunks], type=pa.dictionary(pa.int32(), pa.string()))
+        cats.append(column_categories(col, hex_ints=fmt.hex_ints and opts.encoding == "hash"))
     if fmt.name == "avazu":  # NASRec's 23 Avazu fields: hour → hour-of-day and weekday
         hour = batch.column("hour")
-        hs = hour.dictionary_decode() if pa.types.is_dictionary(hour.type) else hour.cast(pa.string())
+        hs = hour.cast(pa.string())
         hh = pc.utf8_slice_codeunits(hs, -2)
         day = pc.strptime(pc.binary_join_element_wise(pa.scalar("20"), pc.utf8_slice_codeunits(hs, 0, 6), ""), format="%Y%m%d", unit="s", error_is_null=True)
-        keys[0] = column_keys(hh)
-        keys.append(column_keys(pc.cast(pc.day_of_week(day), pa.string())))
-    return dense, keys, lab, bad, reasons
+        cats[0] = column_categories(hh)
+        cats.append(column_categories(pc.cast(pc.day_of_week(day), pa.string())))
+    return dense, cats, lab, bad, reasons
 
-# %% ../nbs/01_data.ipynb #b74bd359
-READER_VERSION = 3
+# %% ../nbs/01_data.ipynb #cd0b115b
+READER_VERSION = 5
 
 def _sparse_names(fmt: DelimitedFormat) -> list:
     return (["hour_of_day"] + fmt.sparse[1:] + ["weekday"]) if fmt.name == "avazu" else list(fmt.sparse)
@@ -286,6 +300,7 @@ def _has_header(fmt, path) -> bool:
     return first == fmt.columns[0]
 
 def _read_options(fmt, opts, typed: bool, path):
+    "(column names, column types, included columns, header?) of one file."
     col_names, header = fmt.columns, _has_header(fmt, path)
     if header:
         with open(path, "rb") as f: first = f.readline().decode("utf-8", "replace").rstrip("\r\n")
@@ -294,19 +309,43 @@ def _read_options(fmt, opts, typed: bool, path):
         if missing: raise DataError(f"{path}:1: header lacks column(s) {missing} of the {fmt.name} format")
     dict_t = pa.dictionary(pa.int32(), pa.string())
     types = {c: dict_t for c in fmt.sparse}
-    types[fmt.label] = pa.float64() if typed else pa.string()
-    for c in fmt.dense: types[c] = pa.float64() if typed else pa.string()
-    ro = pacsv.ReadOptions(block_size=opts.block_mb << 20, column_names=col_names, skip_rows=1 if header else 0, use_threads=True)
-    return ro, types, [fmt.label, *fmt.dense, *fmt.sparse], len(col_names)
+    # fast path: integers (Criteo's I1-I13, labels); anything else (floats, text, nan) fails it and the
+    # file is re-read on the robust path, where every value is checked and bad rows are located
+    types[fmt.label] = pa.int64() if typed else pa.string()
+    for c in fmt.dense: types[c] = pa.int64() if typed else pa.string()
+    return col_names, types, [fmt.label, *fmt.dense, *fmt.sparse], header
 
-def _open(path, fmt, opts, typed, invalid):
-    ro, types, include, ncols = _read_options(fmt, opts, typed, path)
+def _chunks(path: Path, chunk_bytes: int, skip_header: bool):
+    "Yield (first line number, bytes) pieces of a file, each ending at a newline."
+    with open(path, "rb") as f:
+        line = 1
+        if skip_header: f.readline(); line = 2
+        carry = b""
+        while True:
+            buf = f.read(chunk_bytes)
+            if not buf:
+                if carry.strip(): yield line, carry
+                return
+            buf = carry + buf
+            cut = buf.rfind(b"\n")
+            if cut < 0: carry = buf; continue
+            body, carry = buf[:cut + 1], buf[cut + 1:]
+            yield line, body
+            line += body.count(b"\n")
+
+def _parse(body: bytes, names, types, include, fmt):
+    "Parse one piece with pyarrow's multi-threaded reader: (a table or the ArrowInvalid, rows with a wrong field count)."
+    invalid = []
     def handler(row):
         invalid.append(row.actual_columns); return "skip"
-    po = pacsv.ParseOptions(delimiter=fmt.delimiter, quote_char=False, invalid_row_handler=handler, ignore_empty_lines=True)
-    co = pacsv.ConvertOptions(column_types=types, include_columns=include, strings_can_be_null=True,
-                              null_values=[""], true_values=[], false_values=[])
-    return pacsv.open_csv(path, read_options=ro, parse_options=po, convert_options=co), ncols
+    try:
+        tbl = pacsv.read_csv(pa.py_buffer(body),
+                             read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(body) // 8 + 1), use_threads=True),
+                             parse_options=pacsv.ParseOptions(delimiter=fmt.delimiter, quote_char=False, invalid_row_handler=handler, ignore_empty_lines=True),
+                             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include, strings_can_be_null=True,
+                                                                  null_values=[""], true_values=[], false_values=[]))
+    except pa.ArrowInvalid as e: return e, invalid
+    return tbl, invalid
 
 class _Sink:
     "Appends blocks to raw files in a folder."
@@ -322,54 +361,53 @@ class _Sink:
     def close(self):
         for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #033ba75a
-def _bad_row_lines(path, fmt, ncols, rows: np.ndarray) -> np.ndarray:
-    "Physical line numbers of the given data-row indices (rows that pyarrow parsed, in order)."
-    good, _, _ = scan_lines(path, fmt.delimiter, ncols, _has_header(fmt, path))
-    return good[rows]
-
+# %% ../nbs/01_data.ipynb #1ead766e
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
-    "Read one file into the sink. Returns False if a typed parse failed (caller retries with typed=False)."
-    invalid = []
-    try: reader, ncols = _open(path, fmt, opts, typed, invalid)
-    except pa.ArrowInvalid as e:
-        if typed: return False
-        raise DataError(f"{path}: cannot parse as {fmt.name}: {e}") from None
-    row0, bad_rows, bad_reason = 0, [], {}
-    written0 = sink.rows
-    while True:
-        try: batch = reader.read_next_batch()
-        except StopIteration: break
-        except pa.ArrowInvalid as e:
-            if typed: return False
-            raise DataError(f"{path}: cannot parse as {fmt.name}: {e}") from None
-        if opts.max_rows is not None and row0 >= opts.max_rows: break
-        if opts.max_rows is not None and row0 + batch.num_rows > opts.max_rows: batch = batch.slice(0, opts.max_rows - row0)
-        dense, keys, lab, bad, reasons = convert_block(batch, fmt, opts)
-        if bad.any():
-            rows = row0 + np.flatnonzero(bad)
-            bad_rows.append(rows)
-            for r, m in reasons.items(): bad_reason.setdefault(r, row0 + np.flatnonzero(m)[:1])
-            if not opts.skip_bad_rows:
-                line = int(_bad_row_lines(path, fmt, ncols, rows[:1])[0])
-                why = next(r for r, m in reasons.items() if m[rows[0] - row0])
-                raise DataError(f"{path}:{line}: {why} (use skip_bad_rows to drop such rows)")
-            keep = ~bad; dense, lab = dense[keep], lab[keep]; keys = [k[keep] for k in keys]
-        sparse = np.empty((len(lab), len(keys)), np.int64)
-        for j, k in enumerate(keys):
-            sparse[:, j] = vocabs[j].update(k) if vocabs is not None else np.where(k == 0, 0, (k % np.uint64(opts.hash_size - 1)).astype(np.int64) + 1)
-        sink.write(dense, sparse, lab)
-        row0 += batch.num_rows
-        bar.update(batch.nbytes if False else 0); bar.set_postfix(rows=sink.rows)
-        bar.update(1)
-    structural = []
-    if invalid:
-        _, structural, counts = scan_lines(path, fmt.delimiter, ncols, _has_header(fmt, path))
-        if not opts.skip_bad_rows:
-            ln = int(structural[0]) if len(structural) else "?"
-            raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
-    value_lines = _bad_row_lines(path, fmt, ncols, np.concatenate(bad_rows)) if bad_rows else np.zeros(0, np.int64)
-    lines = np.sort(np.concatenate([np.asarray(structural, np.int64), value_lines.astype(np.int64)]))
+    """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
+    one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
+    from concurrent.futures import ThreadPoolExecutor
+    names, types, include, header = _read_options(fmt, opts, typed, path)
+    ncols = len(names)
+    pieces = _chunks(path, opts.block_mb << 20, header)
+    written0, rows_seen, bad_lines = sink.rows, 0, []
+    with ThreadPoolExecutor(1) as pool:
+        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(_parse, nxt[1], names, types, include, fmt)) if nxt else None)(next(pieces, None))
+        cur = submit()
+        while cur is not None:
+            line0, body, fut = cur
+            batch, invalid = fut.result()
+            cur = submit()
+            if isinstance(batch, Exception):
+                if typed: return False
+                raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+            if opts.max_rows is not None:
+                if rows_seen >= opts.max_rows: break
+                if rows_seen + batch.num_rows > opts.max_rows: batch = batch.slice(0, opts.max_rows - rows_seen)
+            rows_seen += batch.num_rows
+            good_lines = None
+            if invalid:
+                good_lines, wrong, counts = scan_bytes(body, fmt.delimiter, ncols, line0)
+                if not opts.skip_bad_rows:
+                    ln = int(wrong[0])
+                    raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
+                bad_lines.append(wrong)
+            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts)
+            if bad.any():
+                if good_lines is None: good_lines = scan_bytes(body, fmt.delimiter, ncols, line0)[0]
+                rows = np.flatnonzero(bad)
+                if not opts.skip_bad_rows:
+                    why = next(r for r, m in reasons.items() if m[rows[0]])
+                    raise DataError(f"{path}:{int(good_lines[rows[0]])}: {why} (use skip_bad_rows to drop such rows)")
+                bad_lines.append(good_lines[rows])
+                keep = ~bad; dense, lab = dense[keep], lab[keep]; cats = [(dk, idx[keep]) for dk, idx in cats]
+            sparse = np.empty((len(lab), len(cats)), np.int64)
+            for j, (dk, idx) in enumerate(cats):
+                if vocabs is not None: ids = vocabs[j].update(dk, np.bincount(idx[idx >= 0], minlength=len(dk)))
+                else: ids = np.where(dk == 0, 0, (dk % np.uint64(opts.hash_size - 1)).astype(np.int64) + 1)
+                sparse[:, j] = np.where(idx >= 0, ids[np.maximum(idx, 0)] if len(ids) else 0, 0)
+            sink.write(dense, sparse, lab)
+            bar.update(1); bar.set_postfix(rows=sink.rows)
+    lines = np.sort(np.concatenate(bad_lines)) if bad_lines else np.zeros(0, np.int64)
     if sink.rows == written0 and not len(lines): raise DataError(f"{path}: no data rows")
     report["bad_rows"] = report.get("bad_rows", 0) + len(lines)
     if len(lines): report.setdefault("first_bad_lines", []).extend(f"{path.name}:{int(l)}" for l in lines[:10])
@@ -410,7 +448,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
     if final.exists(): shutil.rmtree(final)
     os.replace(partial, final)
 
-# %% ../nbs/01_data.ipynb #0f00fe40
+# %% ../nbs/01_data.ipynb #ebe9949d
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
@@ -438,13 +476,14 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
     if vocabs is not None:
         remaps = [v.finalize(opts.min_count) for v in vocabs]
         cards = [c for _, c in remaps]
-        if n:
-            sp = np.memmap(partial/"sparse.bin", dtype=np.int64, mode="r+", shape=(n, len(names)))
-            step = max(1, (opts.block_mb << 20) // (8 * max(1, len(names))))
-            for s in range(0, n, step):
-                blk = sp[s:s + step]
-                for j, (remap, _) in enumerate(remaps): blk[:, j] = remap[blk[:, j]]
-            sp.flush(); del sp
+        if n:   # in place, block by block, with plain reads and writes (bounded memory, unlike a writable memmap)
+            row_bytes = 8 * len(names); step = max(1, (opts.block_mb << 20) // row_bytes)
+            with open(partial/"sparse.bin", "r+b") as f:
+                for s in range(0, n, step):
+                    f.seek(s * row_bytes); blk = np.fromfile(f, np.int64, count=min(step, n - s) * len(names)).reshape(-1, len(names))
+                    for j, (remap, _) in enumerate(remaps): blk[:, j] = remap[blk[:, j]]
+                    f.seek(s * row_bytes); blk.tofile(f)
+                f.flush(); os.fsync(f.fileno())
     else: cards = [opts.hash_size] * len(names)
     report.update(rows=n, seconds=round(time.time() - t0, 3))
     meta = dict(rows=n, dense_names=list(fmt.dense), sparse_names=names, cardinalities=cards, source=fmt.name, report=report)
