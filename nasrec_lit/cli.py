@@ -17,7 +17,7 @@ from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'fail', 'guarded', 'table', 'data_inspect', 'data_prepare',
-           'train', 'demo', 'main']
+           'train', 'demo', 'mdp_check', 'main']
 
 # %% ../nbs/90_cli.ipynb #dd78e386
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
@@ -130,6 +130,32 @@ def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), epochs: i
     return train(model="all", data=data, epochs=epochs, batch_size=1024, lr=1e-3, optimizer="adam", emb_l2=0.0, patience=patience,
                  seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
                  accelerator="auto", devices="auto", strategy="auto", tuned=True, runs_dir=runs_dir, name="demo")
+
+# %% ../nbs/90_cli.ipynb #3cd71c49
+@app.command("mdp-check")
+@guarded
+def mdp_check(env: str = typer.Argument(..., help="gymnasium id (CartPole-v1, nasrec_lit/LineWorld-v0) or module:Class"),
+              steps: int = typer.Option(20_000, help="random-policy transitions to collect"), seed: int = typer.Option(0),
+              k: int = typer.Option(2, help="steps within which an action may move a feature"),
+              horizon: int = typer.Option(30, help="steps of reward in the return-to-go"), gamma: float = typer.Option(0.9),
+              discretize: Optional[int] = typer.Option(None, help="wrap a continuous action space into N levels per dimension"),
+              figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
+    "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
+    from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report
+    e = make_env(env)
+    if discretize:
+        import gymnasium as gym
+        e = gym.wrappers.DiscretizeAction(e, bins=discretize)
+    rep = check_mdp(e, MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma), name=env)
+    rows = [dict(feature=r.feature, importance=float(r.importance), probe_floor=float(r.probe_floor), predictive=str(bool(r.predictive)),
+                 sensitivity=float(r.sensitivity), null_floor=float(r.null_floor), sensitive=str(bool(r.sensitive))) for r in rep.table.itertuples()]
+    console.print(table(rows, title=f"{env}: {steps} steps"))
+    if figure is not None:
+        import matplotlib.pyplot as plt
+        plot_report(rep); plt.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    console.print(f"seconds: {rep.seconds}")
+    console.print(f"verdict: {rep.verdict}", highlight=False)
+    raise typer.Exit(0 if rep.valid else 1)
 
 # %% ../nbs/90_cli.ipynb #db835623
 def main(): app()
