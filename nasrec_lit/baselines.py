@@ -24,7 +24,7 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 __all__ = ['MODELS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt', 'build_model',
            'TrainConfig', 'fit', 'leaderboard', 'leaderboard_figure']
 
-# %% ../nbs/03_baselines.ipynb #bd5ec801
+# %% ../nbs/03_baselines.ipynb #3df42c07
 @dataclass
 class OptimConfig(Config):
     "Optimiser of a CTR model."
@@ -73,7 +73,7 @@ class CTRModel(L.LightningModule):
 
     def configure_optimizers(self):
         o = self.optim
-        if o.optimizer == "adam": opt = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.optimizer == "adam": opt = torch.optim.Adam(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=True)   # one fused kernel, CPU or GPU
         elif o.optimizer == "adagrad": opt = torch.optim.Adagrad(self.parameters(), lr=o.lr, weight_decay=o.weight_decay, eps=1e-2)
         else: opt = torch.optim.SGD(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         if o.schedule == "none": return opt
