@@ -17,7 +17,7 @@ from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'fail', 'guarded', 'table', 'data_inspect', 'data_prepare',
-           'train', 'demo', 'mdp_check', 'main']
+           'train', 'search', 'demo', 'mdp_check', 'main']
 
 # %% ../nbs/90_cli.ipynb #dd78e386
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
@@ -121,15 +121,64 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
     console.print(f"figure: {figpath}\nresults: {summary.path/'result.json'}")
     return df
 
-# %% ../nbs/90_cli.ipynb #2743e75f
+# %% ../nbs/90_cli.ipynb #85cb2ad1
+@app.command("search")
+@guarded
+def search(space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
+           budget: int = typer.Option(120, help="candidates scored through the supernet"),
+           scale: str = typer.Option("cpu", help="cpu | paper"), searcher: str = typer.Option("evolution", help="evolution | random"),
+           blocks: Optional[int] = typer.Option(None, help="choice blocks (cpu: 4, paper: 7)"),
+           supernet_epochs: Optional[int] = typer.Option(None), top_k: Optional[int] = typer.Option(None),
+           final_epochs: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
+           resume: Optional[Path] = typer.Option(None, help="run folder of an interrupted search to continue"),
+           baselines: bool = typer.Option(True, help="train the baselines for the final leaderboard"),
+           runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
+    "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
+    from nasrec_lit.nas.space import SpaceConfig
+    from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
+    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search
+    from nasrec_lit.baselines import leaderboard, TrainConfig
+    import pandas as pd
+    if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
+    d = load_data(data)
+    if scale == "cpu":
+        sp = SpaceConfig.cpu(space=space, num_blocks=blocks or 4)
+        sn_cfg = cpu_supernet_config(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
+        cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)),
+                                **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
+    else:
+        sp = SpaceConfig(space=space, num_blocks=blocks or 7)
+        sn_cfg = SupernetConfig(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
+        cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
+    folder = resume if resume is not None else RunDir(name or f"search-{d.source}-{space}-s{seed}", root=runs_dir,
+                                                       config=dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)).path
+    if resume is not None and not (Path(resume)/"trials.jsonl").exists() and not (Path(resume)/"supernet.pt").exists():
+        fail(f"--resume: {resume} holds no search (no trials.jsonl or supernet.pt)")
+    res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m))
+    rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
+                 flops_per_sample=res["flops_per_sample"], params=res["params"])]
+    if baselines:
+        df, _, _ = leaderboard(d, cfg=TrainConfig(epochs=cfg.final_epochs, patience=cfg.final_patience, seed=seed, progress=False), root=Path(folder)/"baselines", tuned=True)
+        rows += df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
+    rows = sorted(rows, key=lambda r: r["test_logloss"])
+    console.print(table(rows, title=f"{data}: searched model vs baselines (test)"))
+    write_json_path = Path(folder)/"leaderboard.json"
+    write_json_path.write_text(json.dumps(rows, indent=1, default=float))
+    console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
+    return rows
+
+# %% ../nbs/90_cli.ipynb #f3c3c27a
 @app.command("demo")
 @guarded
-def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), epochs: int = typer.Option(20),
-         patience: int = typer.Option(2), runs_dir: Path = typer.Option(Path("runs"))):
-    "Train every baseline (tuned, early stopping) on real data and print the leaderboard with a figure."
-    return train(model="all", data=data, epochs=epochs, batch_size=1024, lr=1e-3, optimizer="adam", emb_l2=0.0, patience=patience,
-                 seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
-                 accelerator="auto", devices="auto", strategy="auto", tuned=True, runs_dir=runs_dir, name="demo")
+def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: int = typer.Option(120),
+         baselines_only: bool = typer.Option(False, help="only the baseline leaderboard"), runs_dir: Path = typer.Option(Path("runs"))):
+    "NASRec search on real data, compared with every baseline (CPU scale)."
+    if baselines_only:
+        return train(model="all", data=data, epochs=20, batch_size=1024, lr=1e-3, optimizer="adam", emb_l2=0.0, patience=2,
+                     seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
+                     accelerator="auto", devices="auto", strategy="auto", tuned=True, runs_dir=runs_dir, name="demo")
+    return search(space="full", data=data, budget=budget, scale="cpu", searcher="evolution", blocks=None, supernet_epochs=None, top_k=None,
+                  final_epochs=None, seed=0, resume=None, baselines=True, runs_dir=runs_dir, name="demo-search")
 
 # %% ../nbs/90_cli.ipynb #3cd71c49
 @app.command("mdp-check")

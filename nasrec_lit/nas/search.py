@@ -16,7 +16,7 @@ from .space import SearchSpace, Arch
 
 # %% auto #0
 __all__ = ['TrialResult', 'TrialLedger', 'RandomSearch', 'RegularizedEvolution', 'run_search', 'NASRecModel', 'arch_cost',
-           'SearchConfig', 'nasrec_search', 'load_exported']
+           'SearchConfig', 'cpu_search_config', 'nasrec_search', 'load_exported']
 
 # %% ../../nbs/12_search.ipynb #17f1831e
 @dataclass
@@ -146,7 +146,7 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #2a444c8a
+# %% ../../nbs/12_search.ipynb #8b5d900b
 import torch
 from ..core import Config, param, RunDir, quiet_lightning
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
@@ -178,9 +178,17 @@ class SearchConfig(Config):
     population: int = param(128, ge=2); tournament: int = param(64, ge=1); children: int = param(8, ge=1); generations: int = param(240, ge=1)
     top_k: int = param(15, ge=1, help="candidates retrained from scratch")
     final_epochs: int = param(1, ge=1, help="from-scratch epochs (NASRec: 1 epoch on the full data)")
-    final_lr: float = param(0.1, gt=0, help="Adagrad LR of from-scratch training (NASRec: 0.1 Small, 0.16-0.2 Full)")
+    final_optimizer: str = param("adagrad", choices=("adagrad", "adam"), help="NASRec: Adagrad; Adam for short CPU runs")
+    final_lr: float = param(0.1, gt=0, help="LR of from-scratch training (NASRec's Adagrad: 0.1 Small, 0.16-0.2 Full)")
+    final_emb_l2: float = param(0.0, ge=0, help="L2 on looked-up embeddings (as the tuned baselines use)")
+    final_patience: Optional[int] = param(None, ge=1, help="early stopping on val logloss")
     final_batch: int = param(256, ge=1)
     seed: int = param(0)
+
+def cpu_search_config(**kw) -> "SearchConfig":
+    "A search that runs in minutes on 2 CPU cores: smaller population, Adam with the tuned baselines' regularisation."
+    return SearchConfig(**{**dict(budget=120, population=32, tournament=16, children=8, generations=15, top_k=3, final_epochs=10,
+                                  final_optimizer="adam", final_lr=1e-3, final_emb_l2=1e-2, final_patience=2, final_batch=1024), **kw})
 
 def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print) -> dict:
     "The NASRec pipeline, resumable from `folder`; returns the result dict written to `folder/result.json`."
@@ -202,9 +210,10 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
                 if cfg.searcher == "evolution" else RandomSearch(ss, seed=cfg.seed))
     records = run_search(searcher, evaluate, folder, cfg.budget)
     top = sorted(records, key=lambda r: r["metrics"]["val_logloss"])[:cfg.top_k]
-    tc = TrainConfig(epochs=cfg.final_epochs, batch_size=cfg.final_batch, seed=cfg.seed, progress=False, checkpoints=False)
-    optim = OptimConfig(optimizer="adagrad", lr=cfg.final_lr, schedule="cosine")
+    tc = TrainConfig(epochs=cfg.final_epochs, batch_size=cfg.final_batch, seed=cfg.seed, progress=False, checkpoints=False, patience=cfg.final_patience)
+    optim = OptimConfig(optimizer=cfg.final_optimizer, lr=cfg.final_lr, emb_l2=cfg.final_emb_l2, schedule="cosine" if cfg.final_optimizer == "adagrad" else "none")
     retrained = []
+    log(f"search: {len(records)} trials; retraining the top {len(top)} from scratch")
     for r in progress(top, desc="retrain top-k"):
         a = Arch.from_dict(r["arch"])
         res = fit(NASRecModel(a, schema, space, optim), data, tc, splits=splits)
