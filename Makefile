@@ -53,7 +53,8 @@ check-sync: install
 	test -z "$$(git status --porcelain -- nasrec_lit nbs)"
 
 freeze: install
-	$(PIP) freeze --exclude-editable | grep -v '^nasrec' > constraints.txt
+	{ head -2 constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i '^nasrec' | sed 's/^torch==.*/torch==$(TORCH_VERSION)/'; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) _proc _site runs wandb *.egg-info

@@ -22,7 +22,7 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 
 # %% auto #0
 __all__ = ['MODELS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt', 'build_model',
-           'TrainConfig', 'fit', 'leaderboard', 'leaderboard_figure']
+           'TrainConfig', 'BestInMemory', 'fit', 'leaderboard', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #3df42c07
 @dataclass
@@ -172,7 +172,7 @@ def build_model(name: str, schema: dict, optim: Optional[OptimConfig] = None, **
     if name not in MODELS: raise ConfigError(f"model: {name!r} is not one of {list(MODELS)}")
     return MODELS[name](schema, optim, **hparams)
 
-# %% ../nbs/03_baselines.ipynb #b34e1c0b
+# %% ../nbs/03_baselines.ipynb #02b19237
 @dataclass
 class TrainConfig(Config):
     "How a CTR model is trained and evaluated."
@@ -191,10 +191,21 @@ class TrainConfig(Config):
     checkpoints: bool = param(True, help="save best/last checkpoints in the run dir (resume after a crash)")
     progress: bool = param(True)
 
+class BestInMemory(L.Callback):
+    "Keeps the weights of the epoch with the best `val_logloss` in memory and restores them when training ends."
+    def __init__(self, keep: bool = True): self.best, self.state, self.best_epoch, self.keep = float("inf"), None, -1, keep
+    def on_validation_epoch_end(self, trainer, module):
+        v = trainer.callback_metrics.get("val_logloss")
+        if v is not None and float(v) < self.best:
+            self.best, self.best_epoch = float(v), trainer.current_epoch
+            if self.keep: self.state = {k: t.detach().clone() for k, t in module.state_dict().items()}
+    def on_fit_end(self, trainer, module):
+        if self.state is not None: module.load_state_dict(self.state)
+
 def _devices(s: str):
     return int(s) if s.isdigit() else (json.loads(s) if s.startswith("[") else s)
 
-# %% ../nbs/03_baselines.ipynb #2f3a4c12
+# %% ../nbs/03_baselines.ipynb #657fb00b
 def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[RunDir] = None, splits=None,
         resume: bool = True, logger=None) -> dict:
     """Train `model` on the train split of `data`, select the best epoch on validation, report test metrics.
@@ -203,11 +214,11 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     quiet_lightning(); seed_everything(cfg.seed)
     splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     dm = CTRDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed)
-    callbacks, ckpt = [], None
-    if run is not None and cfg.checkpoints:
+    best_mem = BestInMemory(); callbacks, ckpt = [best_mem], None
+    if run is not None and cfg.checkpoints:   # best epoch restored from disk instead (no second copy of a large model in memory)
         from lightning.pytorch.callbacks import ModelCheckpoint
         ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, save_last=True, filename="best")
-        callbacks.append(ckpt)
+        callbacks.append(ckpt); best_mem.keep = False
     if cfg.patience:
         from lightning.pytorch.callbacks import EarlyStopping
         callbacks.append(EarlyStopping("val_logloss", patience=cfg.patience, mode="min"))
@@ -229,7 +240,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
         res.update(ctr_metrics(y[k], model.predict_proba(dm.data, idx, cfg.eval_batch_size), prefix=f"{k}_"))
     steps = trainer.global_step
     res.update(params=count_params(model), flops_per_sample=flops_per_sample(model, next(iter(ArrayLoader(dm.data, splits[2][:64], 64)))),
-               epochs_run=trainer.current_epoch, train_seconds=round(train_s, 3),
+               epochs_run=trainer.current_epoch, best_epoch=best_mem.best_epoch, train_seconds=round(train_s, 3),
                train_samples_per_s=round(min(steps * cfg.batch_size, len(splits[0]) * max(1, trainer.current_epoch)) / max(train_s, 1e-9), 1))
     if run is not None:
         run.write_result(res); run.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})

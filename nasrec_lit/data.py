@@ -637,7 +637,7 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
 
-# %% ../nbs/01_data.ipynb #93342748
+# %% ../nbs/01_data.ipynb #da07287c
 import torch
 import lightning as L
 
@@ -658,9 +658,11 @@ class ArrayLoader:
         for s in range(0, len(idx), self.batch_size):
             if self.drop_last and s + self.batch_size > len(idx): break
             if self._contig: sl = slice(s, s + self.batch_size); take = lambda a: np.asarray(a[sl])
+            elif isinstance(d.sparse, np.memmap):   # gather in file order (locality), return in the requested order
+                bi = idx[s:s + self.batch_size]; o = np.argsort(bi, kind="stable"); inv = np.empty_like(o); inv[o] = np.arange(len(o))
+                srt = bi[o]; take = lambda a: a[srt][inv]
             else:
-                b = np.sort(idx[s:s + self.batch_size]) if isinstance(d.sparse, np.memmap) else idx[s:s + self.batch_size]
-                take = lambda a: a[b]
+                b = idx[s:s + self.batch_size]; take = lambda a: a[b]
             yield {"dense": torch.from_numpy(np.ascontiguousarray(take(d.dense))), "sparse": torch.from_numpy(np.ascontiguousarray(take(d.sparse))),
                    "label": torch.from_numpy(np.ascontiguousarray(take(d.label)))}
 

@@ -146,7 +146,7 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #8b5d900b
+# %% ../../nbs/12_search.ipynb #6ae3f822
 import torch
 from ..core import Config, param, RunDir, quiet_lightning
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
@@ -217,13 +217,15 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     for r in progress(top, desc="retrain top-k"):
         a = Arch.from_dict(r["arch"])
         res = fit(NASRecModel(a, schema, space, optim), data, tc, splits=splits)
-        retrained.append(dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], **{k: res[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc")}))
+        retrained.append(dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], best_epoch=res["best_epoch"],
+                              **{k: res[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc")}))
     best = min(retrained, key=lambda x: x["val_logloss"])
     best_arch = Arch.from_dict(next(r["arch"] for r in records if r["key"] == best["key"]))
     # final: train on train+val, report test
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
     final_model = NASRecModel(best_arch, schema, space, optim)
-    final = fit(final_model, data, tc, splits=(trval, splits[1], splits[2]))
+    # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
+    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None), splits=(trval, splits[1], splits[2]))
     export_dir = folder/"export"; export_dir.mkdir(exist_ok=True)
     (export_dir/"arch.json").write_text(best_arch.to_json())
     torch.save(dict(arch=best_arch.to_dict(), schema=schema, space=space.to_dict(), state_dict=final_model.net.state_dict()), export_dir/"model.pt")
