@@ -167,10 +167,10 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
     return rows
 
-# %% ../nbs/90_cli.ipynb #f3c3c27a
+# %% ../nbs/90_cli.ipynb #bc276f84
 @app.command("demo")
 @guarded
-def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: int = typer.Option(120),
+def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: int = typer.Option(100),
          baselines_only: bool = typer.Option(False, help="only the baseline leaderboard"), runs_dir: Path = typer.Option(Path("runs"))):
     "NASRec search on real data, compared with every baseline (CPU scale)."
     if baselines_only:
