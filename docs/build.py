@@ -100,7 +100,15 @@ def proc_nbs():
     from nbdev.config import get_config
     from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
     from nbdev.serve import proc_nbs as _proc
-    import nbdev.doclinks
+    import nbdev.doclinks, nbdev.processors as P, ast
+    orig = P._do_eval
+    def _do_eval(cell):
+        "Like nbdev's, but never execute cells that mix imports with other code (tests, experiments): docs show their saved outputs."
+        if cell.cell_type == "code" and cell.source and not (cell.directives_.keys() & {"export", "exports", "exporti", "exec_doc"}):
+            trees = cell.parsed_()
+            if trees and P._ast_contains(trees, (ast.Import, ast.ImportFrom)) and P._ast_contains(trees, (ast.Expr, ast.Assign)): return False
+        return orig(cell)
+    P._do_eval = _do_eval
     cfg = get_config()
     refresh_quarto_yml(); nbdev.doclinks._build_modidx()
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)
