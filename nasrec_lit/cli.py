@@ -16,9 +16,10 @@ from .core import NasrecError, RunDir, seed_everything
 from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
-__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'fail', 'guarded', 'table',
-           'data_inspect', 'data_prepare', 'train', 'search', 'demo', 'mdp_check', 'critic_generate', 'critic_train',
-           'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'main']
+__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'guarded',
+           'table', 'data_inspect', 'data_prepare', 'train', 'search', 'demo', 'mdp_check', 'critic_generate',
+           'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train', 'sum_export',
+           'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb #dd78e386
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
@@ -372,6 +373,60 @@ def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"
     bb = load_backbone(backbone)
     t = ce.meta_evaluate(bb, long, [int(x) for x in refs.split(",")], ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed)
     console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
+
+# %% ../nbs/90_cli.ipynb #df672592
+sum_app = typer.Typer(help="SUM: upstream user models and their embeddings.", no_args_is_help=True)
+app.add_typer(sum_app, name="sum")
+
+def _user_data(data: str):
+    from nasrec_lit.usermodel.sum import movielens_user_data, beauty_user_data
+    kind, _, path = data.partition(":")
+    if kind == "movielens": return movielens_user_data(path or None)
+    if kind == "beauty": return beauty_user_data(path or None)
+    fail(f"unknown user-modeling data {kind!r}: use movielens[:FOLDER] or beauty[:FILE]")
+
+@sum_app.command("train")
+@guarded
+def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | beauty[:FILE]"),
+              epochs: int = typer.Option(2), K: int = typer.Option(2, "--k", help="user embeddings"),
+              D: int = typer.Option(96, "--d", help="embedding width"), seed: int = typer.Option(0),
+              runs_dir: Path = typer.Option(Path("runs"))):
+    "Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`."
+    from nasrec_lit.usermodel.sum import SUMConfig, train_sum, publish_snapshot
+    from nasrec_lit.usermodel.soap import UserFeatures
+    d = _user_data(data); console.print(d.describe())
+    name = f"sum_{data.split(':')[0]}"
+    run = RunDir(name, runs_dir)
+    model, res = train_sum(d, SUMConfig(epochs=epochs, K=K, D=D, seed=seed), run=run)
+    v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
+    UserFeatures.save(run.path/"features.npz", d.latest)
+    run.write_result(dict(res, snapshot=v))
+    console.print(table([dict(task=t, test_ne=res[f"{t}_ne"], test_auc=res[f"{t}_auc"]) for t in d.task_names], title=f"{name}: upstream test metrics"))
+    console.print(f"snapshot v{v}: {run.path/'snapshots'}; features: {run.path/'features.npz'}; {res['train_s']}s", highlight=False)
+
+@sum_app.command("export")
+@guarded
+def sum_export(snapshots: Path = typer.Option(..., help="snapshot directory (with LATEST)"),
+               data: str = typer.Option("movielens"), version: Optional[int] = typer.Option(None, help="default: LATEST"),
+               out: Path = typer.Option(Path("runs/sum_exports"))):
+    "Write fp16 embeddings (per event and per user) of one snapshot, with a manifest."
+    from nasrec_lit.usermodel.sum import export_embeddings
+    d = _user_data(data); p = export_embeddings(snapshots, d, out, version)
+    man = json.loads((p/"manifest.json").read_text())
+    console.print(table([man], title=f"export -> {p}"))
+
+@app.command("serve")
+@guarded
+def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LATEST), e.g. runs/sum_movielens/snapshots"),
+          features: Path = typer.Option(..., help="users' current features (.npz written by `sum train`)"),
+          store: str = typer.Option("sqlite:runs/soap.db", help="sqlite:PATH | redis://HOST:PORT/DB"),
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000), batch: int = typer.Option(64, help="users per recompute"),
+          poll_s: float = typer.Option(1.0, help="seconds between checks for a new snapshot")):
+    "Serve SUM embeddings asynchronously (SOAP): read stored versions now, recompute with the newest snapshot in the background."
+    import uvicorn
+    from nasrec_lit.usermodel.soap import make_app
+    if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")
+    uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s), host=host, port=port, log_level="warning")
 
 # %% ../nbs/90_cli.ipynb #db835623
 def main(): app()

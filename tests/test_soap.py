@@ -1,0 +1,157 @@
+"""SOAP: the store contract on both backends, a writer killed mid-write, the HTTP service's 4xx answers, snapshot pick-up."""
+import os, shutil, signal, socket, subprocess, sys, textwrap, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasrec_lit.usermodel import soap as S
+
+
+def free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    "NASREC_LIT_REDIS_URL (CI starts Debian's redis-server), else a private redis-server if installed."
+    url = os.environ.get("NASREC_LIT_REDIS_URL")
+    if url:
+        yield url; return
+    exe = shutil.which("redis-server")
+    if exe is None: pytest.skip("no redis-server installed and NASREC_LIT_REDIS_URL not set")
+    port = free_port()
+    p = subprocess.Popen([exe, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        try: S.RedisStore(url).close(); break
+        except Exception: time.sleep(0.1)
+    yield url
+    p.terminate(); p.wait()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path, redis_url):
+    if request.param == "sqlite": s = S.open_store(f"sqlite:{tmp_path/'e.db'}")
+    else:
+        s = S.RedisStore(redis_url, prefix=f"test{os.getpid()}:{tmp_path.name}:"); s.clear()
+    yield s
+    s.close()
+
+
+def test_store_contract(store):
+    rng = np.random.default_rng(0); embs = {}
+    for v in range(1, 6):
+        for u in (1, 2):
+            embs[(u, v)] = rng.normal(size=(2, 96)); store.push(u, embs[(u, v)], v, ts=1000.0 + v)
+    recs = store.recent(1, 3)
+    assert [r[1] for r in recs] == [5, 4, 3] and [r[2] for r in recs] == [1005.0, 1004.0, 1003.0]
+    assert recs[0][0].dtype == np.float16 and np.allclose(recs[0][0], embs[(1, 5)], atol=1e-2)
+    assert len(store.recent(1, 10)) == 3 and store.recent(99) == [] and store.count() == 2
+    store.push_many([(3, rng.normal(size=(2, 96)), 1), (4, rng.normal(size=(2, 96)), 1)])
+    assert store.count() == 4 and store.recent(4)[0][1] == 1
+
+
+def test_bad_records_and_specs(tmp_path):
+    with pytest.raises(ValueError, match="corrupt"): S.unpack(S.pack(np.zeros((2, 4)), 1, 0.0)[:-2])
+    with pytest.raises(ValueError, match=r"\[K, D\]"): S.pack(np.zeros(4), 1, 0.0)
+    with pytest.raises(Exception, match="sqlite:PATH or redis://"): S.open_store("postgres://x")
+    with pytest.raises(Exception, match="cannot connect"): S.RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+
+
+WRITER = textwrap.dedent('''
+    import sys, numpy as np
+    from nasrec_lit.usermodel import soap as S
+    spec, prefix = sys.argv[1], sys.argv[2]
+    s = S.RedisStore(spec, prefix=prefix) if spec.startswith("redis") else S.open_store(spec)
+    rng = np.random.default_rng(0); v = 0
+    print("ready", flush=True)
+    while True:
+        v += 1
+        s.push_many([(u, rng.normal(size=(2, 96)), v) for u in range(200)])
+''')
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_writer_killed_mid_write_leaves_store_consistent(backend, tmp_path, redis_url):
+    spec = f"sqlite:{tmp_path/'k.db'}" if backend == "sqlite" else redis_url
+    prefix = f"kill{os.getpid()}:"
+    if backend == "redis": S.RedisStore(spec, prefix=prefix).clear()
+    p = subprocess.Popen([sys.executable, "-c", WRITER, spec, prefix], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"ready"
+    time.sleep(1.5); os.kill(p.pid, signal.SIGKILL); p.wait()
+    s = S.RedisStore(spec, prefix=prefix) if backend == "redis" else S.open_store(spec)
+    assert s.count() == 200
+    versions = []
+    for u in range(200):
+        recs = s.recent(u, 10)
+        assert 1 <= len(recs) <= 3                               # never more than `keep`, never a torn record
+        vs = [r[1] for r in recs]; assert vs == sorted(vs, reverse=True) and len(set(vs)) == len(vs)
+        assert all(r[0].shape == (2, 96) and np.isfinite(r[0]).all() for r in recs)
+        versions.append(vs[0])
+    assert max(versions) - min(versions) <= 1                    # a batch is all-or-nothing: users differ by at most one version
+    if backend == "sqlite":
+        import sqlite3; assert sqlite3.connect(str(tmp_path/"k.db")).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    else: s.clear()
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    "A trained tiny SUM snapshot and the users' features, served by `nasrec-lit serve` on a free port."
+    from nasrec_lit.usermodel.sum import movielens_user_data, train_sum, SUMConfig, publish_snapshot
+    d = tmp_path_factory.mktemp("soap")
+    ml = movielens_user_data()
+    small = ml.subset(np.r_[np.flatnonzero(ml.split == 0)[:2000], np.flatnonzero(ml.split == 1)[:300], np.flatnonzero(ml.split == 2)[:300]])
+    m, _ = train_sum(small, SUMConfig(epochs=1, batch_size=512, pyramid=[4], dim=16), log="disabled")
+    publish_snapshot(m, d/"snap"); S.UserFeatures.save(d/"f.npz", ml.latest)
+    port = free_port()
+    exe = Path(sys.executable).with_name("nasrec-lit")
+    p = subprocess.Popen([str(exe), "serve", "--snapshots", str(d/"snap"), "--features", str(d/"f.npz"),
+                          "--store", f"sqlite:{d/'s.db'}", "--port", str(port), "--poll-s", "0.2"])
+    import httpx
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/health").status_code == 200: break
+        except httpx.HTTPError: time.sleep(0.1)
+    else:
+        p.kill(); raise RuntimeError("server did not start")
+    yield base, d, m
+    p.terminate(); p.wait(timeout=10)
+
+
+def test_http_bad_input_is_4xx_with_message(served):
+    import httpx
+    base, _, _ = served
+    cases = [("GET", "/users/99999999/embedding", None, 404), ("GET", "/users/abc/embedding", None, 422),
+             ("GET", "/users/1.5/embedding", None, 422), ("GET", "/users/-3/embedding", None, 404),
+             ("POST", "/embeddings", {"user_ids": list(range(1, 1000))}, 413), ("POST", "/embeddings", {"users": [1]}, 422),
+             ("POST", "/embeddings", {"user_ids": ["x"]}, 422), ("POST", "/embeddings", {"user_ids": [1, 10**9]}, 404)]
+    for method, path, body, code in cases:
+        r = httpx.request(method, base + path, json=body)
+        assert r.status_code == code, (path, r.status_code, r.text)
+        assert r.json().get("detail"), (path, r.text)
+    r = httpx.post(base + "/embeddings", content=b"[" + b"1," * 20000 + b"1]", headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
+    r = httpx.post(base + "/embeddings", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_http_async_path_and_snapshot_pickup(served):
+    import httpx
+    from nasrec_lit.usermodel.sum import publish_snapshot
+    base, d, m = served
+    r = httpx.get(base + "/users/7/embedding").json()
+    assert r["cold"] and len(r["embedding"]) == 2 and len(r["embedding"][0]) == 96
+    v0 = httpx.get(base + "/health").json()["snapshot"]
+    publish_snapshot(m, d/"snap")
+    for _ in range(50):
+        if httpx.get(base + "/health").json()["snapshot"] == v0 + 1: break
+        time.sleep(0.1)
+    else: raise AssertionError("new snapshot not picked up")
+    httpx.get(base + "/users/7/embedding")                      # schedules a recompute with the new snapshot
+    for _ in range(50):
+        r = httpx.get(base + "/users/7/embedding").json()
+        if v0 + 1 in r["versions"]: break
+        time.sleep(0.1)
+    assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
