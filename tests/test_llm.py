@@ -184,3 +184,28 @@ def test_bootstrap_and_accuracy():
     assert acc.tolist() == [1.0, 0.0, 1.0, 0.5]
     m, lo, hi = C.bootstrap_ci(np.r_[np.ones(70), np.zeros(30)])
     assert m == 0.7 and 0.6 < lo < 0.7 < hi < 0.8
+
+
+def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
+    from typer.testing import CliRunner
+    from nasrec_lit.cli import app
+    tiny_dir = str(tmp_path/"tiny"); B.tiny_llama_dir(tiny_dir)
+    run = tmp_path/"crm"
+    args = ["critic-rm", "train", "--backbone", tiny_dir, "--n-train", "4", "--n-test", "4", "--second-test", "none",
+            "--arms", "standard_rm,judge_pairwise", "--epochs", "1", "--max-len", "256", "--run-dir", str(run)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "standard_rm" in r.output and "judge_pairwise" in r.output and (run/"results.png").exists()
+    r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(run)]); assert r.exit_code == 0 and "standard_rm" in r.output
+    r = CliRunner().invoke(app, ["critic-rm", "generate", "--backbone", tiny_dir, "--n-train", "2", "--n-critiques", "2",
+                                 "--critique-tokens", "8", "--run-dir", str(run)])
+    assert r.exit_code == 0 and "forced_score" in r.output, r.output
+    r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(tmp_path/"nothing")]); assert r.exit_code == 2
+    r = CliRunner().invoke(app, ["crosseval", "judge", "--data", "pandalm", "--limit", "4", "--backbone", tiny_dir])
+    assert r.exit_code == 0 and "pairwise" in r.output, r.output
+    r = CliRunner().invoke(app, ["critic-rm", "train", "--data", "jsonl:/nonexistent.jsonl", "--backbone", tiny_dir, "--run-dir", str(run)])
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_no_trainable_pairs_is_a_clear_error(tiny):
+    with pytest.raises(NasrecError, match="max_len"): C.train_reward_model(tiny, [], C.RMConfig(), critique=False)

@@ -302,10 +302,11 @@ class RewardModel(L.LightningModule):
         "The adapted LM as a Backbone (for generating critiques at inference)."
         return Backbone(self.lm, self.tok, f"{self.name}+{type(self).__name__}-{id(self)}")
 
-# %% ../../nbs/21_critic_rm.ipynb #f496b3d4
+# %% ../../nbs/21_critic_rm.ipynb #5674747f
 def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bool, run: Optional[RunDir] = None,
                        log: str = "offline") -> RewardModel:
     "Fit a RewardModel on encoded pair examples with Lightning (W&B offline by default)."
+    if not examples: raise NasrecError(f"no training pairs left (all longer than max_len={cfg.max_len}?); raise --max-len")
     quiet_lightning(); seed_everything(cfg.seed)
     model = RewardModel(bb, cfg, critique=critique)
     dl = torch.utils.data.DataLoader(examples, batch_size=cfg.batch_size, shuffle=True,
