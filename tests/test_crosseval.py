@@ -95,3 +95,16 @@ def test_cli_weakest_link_lines(tmp_path):
     t.to_csv(tmp_path/"mine.csv", index=False)
     r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", str(tmp_path/"mine.csv")])
     assert r.output.strip().splitlines()[-1] == "qualifying=1 below_both=0 closer_weaker=0 closer_stronger=1 above_both=0"
+
+
+def test_meta_evaluate_runs_with_0_1_2_references(tmp_path):
+    from nasrec_lit.llm.backbone import load_backbone, tiny_llama_dir
+    bb = load_backbone(str(tiny_llama_dir(tmp_path/"tiny")))
+    long = ce.responses_long(ce.validate_crosseval(bench_frame(4)))
+    t = ce.meta_evaluate(bb, long, (0, 1, 2), ce.JudgeConfig(max_new_tokens=8, retries=1, batch_size=4))
+    assert list(t.references.unique()) == [0, 1, 2] and set(t.capability) >= {"Overall"}
+    assert (t[t.capability == "Overall"].n == 12).all()           # every response scored (parsed or fallback)
+    u = ce.judge_prompt("p", "r", [ce.Reference("other", [4, 5], ["good", "great"])], attachment="file.txt", tool_use_note=True)
+    assert u.index("[Attached file]") < u.index("[Prompt]") < u.index("[Reference example 1]") < u.index("[Response to evaluate]")
+    assert "Human rater 2: 5/5. great" in u and u.rstrip().endswith('"Score: X/5".') and "June-July 2024" in u
+    assert ce.to_100([1, 5, 3]).tolist() == [1.0, 100.0, 50.5]
