@@ -302,7 +302,7 @@ class RewardModel(L.LightningModule):
         "The adapted LM as a Backbone (for generating critiques at inference)."
         return Backbone(self.lm, self.tok, f"{self.name}+{type(self).__name__}-{id(self)}")
 
-# %% ../../nbs/21_critic_rm.ipynb #5674747f
+# %% ../../nbs/21_critic_rm.ipynb #3ada13c2
 def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bool, run: Optional[RunDir] = None,
                        log: str = "offline") -> RewardModel:
     "Fit a RewardModel on encoded pair examples with Lightning (W&B offline by default)."
@@ -391,7 +391,7 @@ class CriticRMConfig(Config):
                     rm=RMConfig(max_len=256, epochs=2, batch_size=4, lora_layers=4))
         base.update(kw); return cls(**base)
 
-# %% ../../nbs/21_critic_rm.ipynb #871ffa60
+# %% ../../nbs/21_critic_rm.ipynb #745b1215
 def _clip_pairs(pairs, n): return list(pairs) if not n else list(pairs)[:n]
 
 def _arm_result(name, acc, extra=None):
@@ -444,12 +444,13 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
         ex = build_examples(bb.tokenizer, [(p, None, None) for p in train], cfg.rm.max_len, st)
         echo(f"standard_rm: training on {len(ex)} pairs ({st})")
         t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=False, run=RunDir("standard_rm", run.path), log=log)
+        train_s = round(time.time() - t0, 1)
         for tname, tp in tests.items():
             st2: dict = {}
             te = build_examples(bb.tokenizer, [(p, None, None) for p in tp], cfg.rm.max_len, st2)
             r = m.score([x for ab in te for x in ab], cfg.score_batch).reshape(-1, 2)
             record(dict(_arm_result("standard_rm", pair_accuracy(r[:, 0], r[:, 1]),
-                                    dict(train_pairs=len(ex), train_s=round(time.time() - t0, 1), **{f"test_{k}": v for k, v in st2.items()})), test=tname))
+                                    dict(train_pairs=len(ex), train_s=train_s, **{f"test_{k}": v for k, v in st2.items()})), test=tname))
         del m
 
     # --- Critic-RM
@@ -475,13 +476,14 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
             if not ex: echo(f"{arm}: no pair kept a consistent critique on both sides; skipped"); continue
             echo(f"{arm}: training on {len(ex)} critique pairs ({st}, {vst})")
             t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=True, run=RunDir(arm, run.path), log=log)
+            train_s = round(time.time() - t0, 1)
             mmax = max(cfg.m_values)
             for tname, tp in tests.items():
                 rc, rr = critic_rewards(m, tp, mmax, gcfg.replace(seed=cfg.seed + 1), cache, cfg.score_batch)
                 curve = scaling_curve(rc, rr, cfg.m_values); curves[f"{arm}/{tname}"] = curve
                 (run.path/"curves.json").write_text(json.dumps(curves, indent=1))
                 record(dict(_arm_result(arm, pair_accuracy(rc[:, 0], rr[:, 0]),
-                                        dict(train_pairs=len(ex), train_s=round(time.time() - t0, 1), **vst)), test=tname))
+                                        dict(train_pairs=len(ex), train_s=train_s, **vst)), test=tname))
             del m
     results = [done[k] for k in sorted(done, key=lambda k: (k[1], cfg.arms.index(k[0]) if k[0] in cfg.arms else 99))]
     out = dict(results=results, curves=curves, stage1=stage1)

@@ -323,7 +323,7 @@ def data_schema(d: UserData) -> dict:
     return dict(user_cards=list(map(int, d.user_cards)), n_items=int(d.n_items), n_user_dense=d.user_dense.shape[1],
                 item_cards=list(map(int, d.item_cards)), n_item_dense=d.item_dense.shape[1], task_names=list(d.task_names))
 
-# %% ../../nbs/30_sum.ipynb #53e391eb
+# %% ../../nbs/30_sum.ipynb #f4e4fb57
 _KEYS = ("user_sparse", "user_hist", "user_dense", "item_sparse", "item_dense", "labels")
 
 class _Rows(torch.utils.data.Dataset):
@@ -353,6 +353,7 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
     "Train (or continue training `init`, incrementally) on the train split (or `idx`); report per-task test NE/AUC."
     cfg = cfg or SUMConfig(); quiet_lightning(); seed_everything(cfg.seed)
     model = init if init is not None else SUMModel(data_schema(d), cfg)
+    model.train()                                  # a model continued from a snapshot may come back in eval mode
     tr = np.flatnonzero(d.split == 0) if idx is None else np.asarray(idx)
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
     t0 = time.time()
