@@ -490,7 +490,7 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
     run.write_result(out)
     return out
 
-# %% ../../nbs/21_critic_rm.ipynb #bda4334a
+# %% ../../nbs/21_critic_rm.ipynb #73c7e9f6
 def results_frame(out: dict):
     "The results table (accuracy with bootstrap 95% interval) of `run_critic_rm`."
     import pandas as pd
@@ -515,5 +515,6 @@ def plot_results(out: dict, axs=None):
                         yerr=[[c["accuracy"] - c["ci_low"] for c in cur], [c["ci_high"] - c["accuracy"] for c in cur]],
                         marker="o", capsize=3, label=name)
     axs[1].set_xscale("log", base=2); axs[1].set_xlabel("critiques averaged (m)"); axs[1].set_ylabel("accuracy")
-    axs[1].axhline(0.5, color="k", ls="--", lw=1); axs[1].legend(fontsize=8)
+    axs[1].axhline(0.5, color="k", ls="--", lw=1)
+    if out["curves"]: axs[1].legend(fontsize=8)
     return axs
