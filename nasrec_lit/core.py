@@ -13,8 +13,8 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root', 'write_json',
-           'RunDir', 'make_logger', 'finish_logger', 'progress', 'quiet_lightning']
+__all__ = ['NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
+           'project_data_dirs', 'write_json', 'RunDir', 'make_logger', 'finish_logger', 'progress', 'quiet_lightning']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -128,7 +128,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed); np.random.seed(seed % 2**32)
     return np.random.default_rng(seed)
 
-# %% ../nbs/00_core.ipynb #13961650
+# %% ../nbs/00_core.ipynb #a67d51ca
 def shared_data_dir(required: bool = False) -> Optional[Path]:
     "The default real-data folder: `$NASREC_LIT_DATA`, else the nearest `shared/data` above the cwd or this package."
     env = os.environ.get("NASREC_LIT_DATA")
@@ -144,6 +144,14 @@ def shared_data_dir(required: bool = False) -> Optional[Path]:
 def cache_root() -> Path:
     "Where processed data is cached: `$NASREC_LIT_CACHE` or `~/.cache/nasrec_lit`."
     return Path(os.environ.get("NASREC_LIT_CACHE", Path.home()/".cache"/"nasrec_lit"))
+
+def project_data_dirs() -> list:
+    "The repository's own `data/` folders (redistributable data shipped with the project): beside the package, and above the working directory."
+    roots = []
+    here = globals().get("__file__")                    # undefined when this cell runs inside the notebook
+    if here: roots.append(Path(here).resolve().parents[1])
+    roots += [p for p in [Path.cwd(), *Path.cwd().parents] if (p/"settings.ini").exists()][:1]
+    return list(dict.fromkeys(r/"data" for r in roots))
 
 # %% ../nbs/00_core.ipynb #5fc71a86
 def _jsonable(o):
