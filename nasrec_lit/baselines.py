@@ -22,7 +22,7 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 
 # %% auto #0
 __all__ = ['MODELS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt', 'build_model',
-           'TrainConfig', 'BestInMemory', 'fit', 'leaderboard', 'leaderboard_figure']
+           'TrainConfig', 'BestInMemory', 'fit', 'fit_refit', 'leaderboard', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #3df42c07
 @dataclass
@@ -172,7 +172,7 @@ def build_model(name: str, schema: dict, optim: Optional[OptimConfig] = None, **
     if name not in MODELS: raise ConfigError(f"model: {name!r} is not one of {list(MODELS)}")
     return MODELS[name](schema, optim, **hparams)
 
-# %% ../nbs/03_baselines.ipynb #02b19237
+# %% ../nbs/03_baselines.ipynb #746b3f29
 @dataclass
 class TrainConfig(Config):
     "How a CTR model is trained and evaluated."
@@ -189,6 +189,7 @@ class TrainConfig(Config):
     precision: str = param("32-true")
     max_steps: int = param(-1)
     checkpoints: bool = param(True, help="save best/last checkpoints in the run dir (resume after a crash)")
+    select_best: bool = param(True, help="restore the epoch with the best val logloss (False: keep the last epoch, for runs that train on the validation rows)")
     progress: bool = param(True)
 
 class BestInMemory(L.Callback):
@@ -205,7 +206,7 @@ class BestInMemory(L.Callback):
 def _devices(s: str):
     return int(s) if s.isdigit() else (json.loads(s) if s.startswith("[") else s)
 
-# %% ../nbs/03_baselines.ipynb #657fb00b
+# %% ../nbs/03_baselines.ipynb #9219910d
 def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[RunDir] = None, splits=None,
         resume: bool = True, logger=None) -> dict:
     """Train `model` on the train split of `data`, select the best epoch on validation, report test metrics.
@@ -214,7 +215,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     quiet_lightning(); seed_everything(cfg.seed)
     splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     dm = CTRDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed)
-    best_mem = BestInMemory(); callbacks, ckpt = [best_mem], None
+    best_mem = BestInMemory(keep=cfg.select_best); callbacks, ckpt = [best_mem], None
     if run is not None and cfg.checkpoints:   # best epoch restored from disk instead (no second copy of a large model in memory)
         from lightning.pytorch.callbacks import ModelCheckpoint
         ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, save_last=True, filename="best")
@@ -232,7 +233,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     last = run.path/"checkpoints"/"last.ckpt" if run is not None else None
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
     t0 = time.perf_counter(); trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path); train_s = time.perf_counter() - t0
-    if ckpt is not None and ckpt.best_model_path:
+    if ckpt is not None and ckpt.best_model_path and cfg.select_best:
         model.load_state_dict(torch.load(ckpt.best_model_path, map_location=model.device, weights_only=False)["state_dict"])
     y = {k: np.asarray(data.label[idx]) for k, idx in zip(("val", "test"), splits[1:])}
     res = {"model": type(model).__name__, "data": data.source, "rows_train": len(splits[0])}
@@ -249,7 +250,22 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
         if own_logger: finish_logger(logger)
     return res
 
-# %% ../nbs/03_baselines.ipynb #778762fa
+# %% ../nbs/03_baselines.ipynb #bd66aa29
+def fit_refit(make_model, data: CTRData, cfg: TrainConfig = None, splits=None, run: Optional[RunDir] = None) -> dict:
+    """Choose the epoch count on validation (early stopping on the train split), then train a fresh
+    `make_model()` on train+validation for that many epochs; the result's test metrics are the refit's
+    (`select_*` keys: the first stage's). The refit model is returned under `"module"`."""
+    cfg = cfg or TrainConfig(); splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
+    sel = fit(make_model(), data, cfg.replace(checkpoints=False), None, splits=splits)
+    trval = np.sort(np.concatenate([splits[0], splits[1]]))
+    model = make_model()
+    res = fit(model, data, cfg.replace(epochs=max(1, sel["best_epoch"] + 1), patience=None, select_best=False), run,
+              splits=(trval, splits[1], splits[2]), resume=False)
+    res.update({f"select_{k}": sel[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc", "best_epoch", "train_seconds")})
+    if run is not None: run.write_result(res)
+    return dict(res, module=model)
+
+# %% ../nbs/03_baselines.ipynb #7e9574f5
 TUNED = {  # chosen by validation log loss on Frappe (see "Regularisation" below); emb_l2 acts on looked-up rows
     "lr": (OptimConfig(lr=1e-2), {}),
     "fm": (OptimConfig(lr=3e-3, emb_l2=1e-3), {}),
@@ -260,9 +276,10 @@ TUNED = {  # chosen by validation log loss on Frappe (see "Regularisation" below
 }
 
 def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, optim: Optional[OptimConfig] = None,
-                root="runs", name: Optional[str] = None, hparams: Optional[dict] = None, tuned: bool = False):
+                root="runs", name: Optional[str] = None, hparams: Optional[dict] = None, tuned: bool = False, refit: bool = False):
     """Train each model on the same split; return (pandas table sorted by test logloss, matplotlib figure, results).
-    `tuned`: each model's optimiser and regularisation from `TUNED` (else `optim` for all, Adam 1e-3 by default)."""
+    `tuned`: each model's optimiser and regularisation from `TUNED` (else `optim` for all, Adam 1e-3 by default).
+    `refit`: the final-model protocol of `fit_refit` (epoch count chosen on validation, then train+validation)."""
     import pandas as pd
     cfg = cfg or TrainConfig(); splits = split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     results = []
@@ -270,8 +287,8 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         o, h = TUNED[m] if tuned else (optim or OptimConfig(), {})
         h = {**h, **((hparams or {}).get(m, {}))}
         run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h))
-        model = build_model(m, data.schema(), o, **h)
-        results.append(dict(fit(model, data, cfg, run, splits=splits, resume=False), name=m))
+        make = lambda: build_model(m, data.schema(), o, **h)
+        results.append(dict(fit_refit(make, data, cfg, splits, run) if refit else fit(make(), data, cfg, run, splits=splits, resume=False), name=m))
     base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]
     from nasrec_lit.blocks import logloss as _ll
     results.append(dict(name="base rate", test_logloss=_ll(yt, np.full(len(yt), base)), test_auc=0.5, test_ne=_ll(yt, np.full(len(yt), base)) / _ll(yt, np.full(len(yt), yt.mean())), flops_per_sample=0.0, params=1))

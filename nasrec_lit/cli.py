@@ -123,7 +123,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
     console.print(f"figure: {figpath}\nresults: {summary.path/'result.json'}")
     return df
 
-# %% ../nbs/90_cli.ipynb #85cb2ad1
+# %% ../nbs/90_cli.ipynb #bdf9e2d9
 @app.command("search")
 @guarded
 def search(space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
@@ -138,8 +138,8 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
-    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search
-    from nasrec_lit.baselines import leaderboard, TrainConfig
+    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search, scratch_protocol
+    from nasrec_lit.baselines import leaderboard
     import pandas as pd
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     d = load_data(data)
@@ -160,7 +160,8 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
     if baselines:
-        df, _, _ = leaderboard(d, cfg=TrainConfig(epochs=cfg.final_epochs, patience=cfg.final_patience, seed=seed, progress=False), root=Path(folder)/"baselines", tuned=True)
+        # the same final-model protocol as the searched model: epochs chosen on validation, refit on train+validation
+        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0], root=Path(folder)/"baselines", tuned=True, refit=True)
         rows += df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
     rows = sorted(rows, key=lambda r: r["test_logloss"])
     console.print(table(rows, title=f"{data}: searched model vs baselines (test)"))

@@ -39,3 +39,24 @@ def test_resume_of_a_folder_without_a_search_fails_clearly(tmp_path):
     r = subprocess.run([CLI, "search", "--data", "synthetic", "--resume", str(tmp_path)], capture_output=True, text=True,
                        env=dict(os.environ, WANDB_MODE="disabled"))
     assert r.returncode == 2 and "holds no search" in r.stderr
+
+
+def test_compare_with_baselines_is_like_for_like_and_resumes(tmp_path):
+    """Every model in the comparison is finished on train+validation; a finished seed is read back, not rerun."""
+    os.environ.update(WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    from nasrec_lit.data import make_synthetic, SyntheticConfig
+    from nasrec_lit.nas.space import SpaceConfig
+    from nasrec_lit.nas.search import compare_with_baselines
+    syn = make_synthetic(SyntheticConfig(rows=4000, n_dense=2, n_sparse=4, seed=0))
+    kw = dict(space=SpaceConfig.cpu(num_blocks=2), sn_kw=dict(warmup_steps=5, epochs=1, batch_size=256, finetune_steps=5, finetune_batch=256),
+              search_kw=dict(budget=6, population=4, tournament=2, children=2, generations=2, top_k=1, final_epochs=2, final_batch=512),
+              models=("lr", "fm"), log=lambda *a: None)
+    per_seed, summary = compare_with_baselines(syn, tmp_path, seeds=(0, 1), **kw)
+    assert set(summary.index) == {"NASRec (searched)", "lr", "fm"} and (summary.seeds == 2).all()
+    assert summary.logloss_mean.notna().all() and summary.logloss_std.notna().all()
+    # the baselines were refit on train+validation (the searched model's protocol)
+    res = json.loads(next((tmp_path / "seed0" / "baselines").glob("*-fm-s0/result.json")).read_text())
+    assert res["rows_train"] == 3600 and "select_best_epoch" in res and res["epochs_run"] == res["select_best_epoch"] + 1
+    mtime = (tmp_path / "seed1" / "compare.json").stat().st_mtime
+    per2, summary2 = compare_with_baselines(syn, tmp_path, seeds=(0, 1), **kw)
+    assert (tmp_path / "seed1" / "compare.json").stat().st_mtime == mtime and summary2.equals(summary)

@@ -16,9 +16,10 @@ from .space import SearchSpace, Arch
 
 # %% auto #0
 __all__ = ['TrialResult', 'TrialLedger', 'RandomSearch', 'RegularizedEvolution', 'run_search', 'NASRecModel', 'arch_cost',
-           'SearchConfig', 'cpu_search_config', 'nasrec_search', 'load_exported']
+           'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'nasrec_search',
+           'load_exported', 'rank_study', 'plot_rank_study', 'compare_with_baselines']
 
-# %% ../../nbs/12_search.ipynb #17f1831e
+# %% ../../nbs/12_search.ipynb #7fe44edb
 @dataclass
 class TrialResult:
     "What an evaluator returns for one architecture."
@@ -33,7 +34,10 @@ class TrialLedger:
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, trial: int, arch: Arch, result: TrialResult, **extra):
-        rec = dict(trial=trial, arch=arch.to_dict(), key=arch.key(), **asdict(result), time=time.time(), **extra)
+        self.append_record(dict(trial=trial, arch=arch.to_dict(), key=arch.key(), **asdict(result), time=time.time(), **extra))
+
+    def append_record(self, rec: dict):
+        "Append any JSON record (the same durability; other studies keep their ledgers with it)."
         with open(self.path, "a") as f:
             f.write(json.dumps(rec) + "\n"); f.flush(); os.fsync(f.fileno())
 
@@ -146,12 +150,12 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #6ae3f822
+# %% ../../nbs/12_search.ipynb #77fb5856
 import torch
 from ..core import Config, param, RunDir, quiet_lightning
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
 from ..blocks import flops_per_sample, count_params
-from ..baselines import CTRModel, OptimConfig, TrainConfig, fit
+from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS
 from .space import SpaceConfig, NASRecNet
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config
 
@@ -190,6 +194,18 @@ def cpu_search_config(**kw) -> "SearchConfig":
     return SearchConfig(**{**dict(budget=120, population=32, tournament=16, children=8, generations=15, top_k=3, final_epochs=10,
                                   final_optimizer="adam", final_lr=1e-3, final_emb_l2=1e-2, final_patience=2, final_batch=1024), **kw})
 
+def scratch_protocol(cfg: SearchConfig, seed: Optional[int] = None):
+    "(TrainConfig, OptimConfig) with which the search trains an architecture from scratch."
+    tc = TrainConfig(epochs=cfg.final_epochs, batch_size=cfg.final_batch, seed=cfg.seed if seed is None else seed, progress=False,
+                     checkpoints=False, patience=cfg.final_patience)
+    optim = OptimConfig(optimizer=cfg.final_optimizer, lr=cfg.final_lr, emb_l2=cfg.final_emb_l2, schedule="cosine" if cfg.final_optimizer == "adagrad" else "none")
+    return tc, optim
+
+def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cfg: SearchConfig, seed: Optional[int] = None) -> dict:
+    "Train `arch` from scratch on the train split (early stopping on validation) with the search's protocol; `fit`'s result."
+    tc, optim = scratch_protocol(cfg, seed)
+    return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, splits=splits)
+
 def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print) -> dict:
     "The NASRec pipeline, resumable from `folder`; returns the result dict written to `folder/result.json`."
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
@@ -210,13 +226,12 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
                 if cfg.searcher == "evolution" else RandomSearch(ss, seed=cfg.seed))
     records = run_search(searcher, evaluate, folder, cfg.budget)
     top = sorted(records, key=lambda r: r["metrics"]["val_logloss"])[:cfg.top_k]
-    tc = TrainConfig(epochs=cfg.final_epochs, batch_size=cfg.final_batch, seed=cfg.seed, progress=False, checkpoints=False, patience=cfg.final_patience)
-    optim = OptimConfig(optimizer=cfg.final_optimizer, lr=cfg.final_lr, emb_l2=cfg.final_emb_l2, schedule="cosine" if cfg.final_optimizer == "adagrad" else "none")
+    tc, optim = scratch_protocol(cfg)
     retrained = []
     log(f"search: {len(records)} trials; retraining the top {len(top)} from scratch")
     for r in progress(top, desc="retrain top-k"):
         a = Arch.from_dict(r["arch"])
-        res = fit(NASRecModel(a, schema, space, optim), data, tc, splits=splits)
+        res = train_from_scratch(a, data, splits, space, cfg)
         retrained.append(dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], best_epoch=res["best_epoch"],
                               **{k: res[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc")}))
     best = min(retrained, key=lambda x: x["val_logloss"])
@@ -225,7 +240,7 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
     final_model = NASRecModel(best_arch, schema, space, optim)
     # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
-    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None), splits=(trval, splits[1], splits[2]))
+    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False), splits=(trval, splits[1], splits[2]))
     export_dir = folder/"export"; export_dir.mkdir(exist_ok=True)
     (export_dir/"arch.json").write_text(best_arch.to_json())
     torch.save(dict(arch=best_arch.to_dict(), schema=schema, space=space.to_dict(), state_dict=final_model.net.state_dict()), export_dir/"model.pt")
@@ -240,3 +255,102 @@ def load_exported(folder) -> NASRecNet:
     ck = torch.load(Path(folder)/"export"/"model.pt", map_location="cpu", weights_only=False)
     net = NASRecNet(Arch.from_dict(ck["arch"]), ck["schema"], SpaceConfig.from_dict(ck["space"]))
     net.load_state_dict(ck["state_dict"]); return net.eval()
+
+# %% ../../nbs/12_search.ipynb #81c860d8
+def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cfg: Optional[SupernetConfig] = None,
+               search_cfg: Optional[SearchConfig] = None, n: int = 200, subnets: int = 20, scratch_seeds: int = 2,
+               seed: int = 0, splits=None, log=print) -> dict:
+    "Supernet-vs-scratch rank correlation, its noise ceiling and the cost ratios (see above); resumable from `folder`."
+    from scipy.stats import kendalltau
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    space = space or SpaceConfig.cpu(); sn_cfg = sn_cfg or cpu_supernet_config(seed=seed); search_cfg = search_cfg or cpu_search_config(seed=seed)
+    splits = splits if splits is not None else split_indices(data, seed=2024)
+    study = dict(data=data.source, space=space.to_dict(), supernet=sn_cfg.to_dict(), search=search_cfg.to_dict(), n=n, subnets=subnets, seed=seed,
+                 rows=[len(x) for x in splits])
+    sj = folder/"study.json"
+    if sj.exists() and json.loads(sj.read_text()) != json.loads(json.dumps(study)):
+        raise NasrecError(f"{sj}: this folder holds a study with other settings; use a new folder to change them")
+    write_json(sj, study)
+    ck = folder/"supernet.pt"
+    if ck.exists():
+        sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu")); sn.eval()
+        t_sn = json.loads((folder/"supernet.json").read_text())["seconds"]
+    else:
+        t0 = time.perf_counter(); sn = train_supernet(data, splits, space, sn_cfg); t_sn = time.perf_counter() - t0
+        torch.save(sn.state_dict(), ck.with_suffix(".tmp")); os.replace(ck.with_suffix(".tmp"), ck); write_json(folder/"supernet.json", dict(seconds=t_sn))
+    log(f"supernet: {t_sn:.1f}s on {len(splits[0]):,} rows ({sn_cfg.epochs} epochs)")
+    rng = np.random.default_rng(seed); ss = SearchSpace(space); archs, seen = [], set()
+    while len(archs) < n:
+        x = ss.sample(rng)
+        if x.key() not in seen: seen.add(x.key()); archs.append(x)
+    sp = folder/"scores.json"
+    if sp.exists(): sc = json.loads(sp.read_text())
+    else:
+        ft, noft = CandidateScorer(sn, data, splits, sn_cfg), CandidateScorer(sn, data, splits, sn_cfg.replace(finetune_steps=0))
+        t0 = time.perf_counter(); s_ft = [ft.score(x)["val_logloss"] for x in progress(archs, desc="score (fine-tuned)")]; t_ft = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter(); s_no = [noft.score(x)["val_logloss"] for x in archs[:subnets]]; t_no = (time.perf_counter() - t0) / subnets
+        sc = dict(ft=s_ft, noft=s_no, score_seconds=t_ft, score_noft_seconds=t_no); write_json(sp, sc)
+    log(f"scoring: {sc['score_seconds']:.2f}s per candidate with fine-tuning, {sc['score_noft_seconds']:.2f}s without")
+    ledger = TrialLedger(folder/"scratch.jsonl"); ledger.repair()
+    done = {(r["seed"], r["i"]): r for r in ledger.read()}
+    todo = [(seed + k, i) for k in range(scratch_seeds) for i in range(subnets) if (seed + k, i) not in done]
+    for s_, i in progress(todo, desc="from scratch"):
+        t0 = time.perf_counter(); r = train_from_scratch(archs[i], data, splits, space, search_cfg, seed=s_)
+        rec = dict(seed=s_, i=i, key=archs[i].key(), test_logloss=r["test_logloss"], test_auc=r["test_auc"], val_logloss=r["val_logloss"],
+                   epochs=r["epochs_run"], seconds=time.perf_counter() - t0)
+        ledger.append_record(rec); done[(s_, i)] = rec
+        log(f"  seed {s_} subnet {i:2d}: from scratch {rec['test_logloss']:.4f} ({rec['seconds']:.0f}s); supernet {sc['ft'][i]:.4f} / no-FT {sc['noft'][i]:.4f}")
+    scratch = np.array([[done[(seed + k, i)]["test_logloss"] for i in range(subnets)] for k in range(scratch_seeds)])
+    truth = scratch.mean(0); t_scratch = float(np.mean([r["seconds"] for r in done.values()]))
+    tau = lambda a, b: float(kendalltau(a, b).statistic)
+    rows = len(splits[0]); R = 36_672_495; scale = R / rows   # NASRec's Criteo training rows
+    res = dict(n=n, subnets=subnets, scratch_seeds=scratch_seeds, supernet_config=sn_cfg.to_dict(),
+               tau_ft=tau(sc["ft"][:subnets], truth), tau_noft=tau(sc["noft"], truth),
+               tau_ceiling=tau(scratch[0], scratch[1]) if scratch_seeds > 1 else float("nan"),
+               seed_abs_diff=float(np.abs(scratch[0] - scratch[-1]).mean()), truth_range=(float(truth.min()), float(truth.max())),
+               supernet_seconds=t_sn, score_seconds=sc["score_seconds"], scratch_seconds=t_scratch,
+               per_candidate_ratio=t_scratch / sc["score_seconds"], search_ratio=n * t_scratch / (t_sn + n * sc["score_seconds"]),
+               search_ratio_36m=n * t_scratch * scale / (t_sn * scale + n * sc["score_seconds"]),
+               supernet_scores=sc["ft"][:subnets], noft_scores=sc["noft"], scratch=scratch.tolist())
+    write_json(folder/"result.json", res)
+    return res
+
+def plot_rank_study(res: dict):
+    "Supernet score vs from-scratch log loss (with / without fine-tuning), and seed vs seed (the noise ceiling)."
+    import matplotlib.pyplot as plt
+    truth = np.mean(res["scratch"], 0)
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    for a, s, name, t in ((ax[0], res["supernet_scores"], "with fine-tuning", res["tau_ft"]), (ax[1], res["noft_scores"], "without fine-tuning", res["tau_noft"])):
+        a.scatter(s, truth); a.set_xlabel("supernet val logloss"); a.set_ylabel("from-scratch test logloss (seed mean)"); a.set_title(f"{name}: τ={t:.2f}")
+    if len(res["scratch"]) > 1:
+        ax[2].scatter(res["scratch"][0], res["scratch"][1]); ax[2].set_xlabel("from scratch, seed A"); ax[2].set_ylabel("from scratch, seed B")
+        ax[2].set_title(f"seed vs seed (ceiling): τ={res['tau_ceiling']:.2f}")
+    fig.tight_layout(); return fig
+
+# %% ../../nbs/12_search.ipynb #e446c334
+def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Optional[SpaceConfig] = None, sn_kw: Optional[dict] = None,
+                           search_kw: Optional[dict] = None, models=tuple(MODELS), splits=None, log=print):
+    """NASRec (CPU scale unless overridden) against every tuned baseline, all under the final-model protocol,
+    for each seed. Returns (per-seed rows as a DataFrame, mean ± std summary sorted by mean test log loss)."""
+    import pandas as pd
+    folder = Path(folder); space = space or SpaceConfig.cpu()
+    splits = splits if splits is not None else split_indices(data, seed=2024)
+    rows = []
+    for s in seeds:
+        f = folder/f"seed{s}"; done = f/"compare.json"
+        if done.exists(): rows += json.loads(done.read_text()); log(f"seed {s}: cached"); continue
+        cfg = cpu_search_config(seed=s, **(search_kw or {}))
+        res = nasrec_search(data, space, cpu_supernet_config(seed=s, **(sn_kw or {})), cfg, f/"search", splits=splits, log=log)
+        seed_rows = [dict(seed=s, name="NASRec (searched)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
+        tc, _ = scratch_protocol(cfg, seed=s)
+        df, _, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True)
+        seed_rows += [dict(seed=s, **{k: r[k] for k in ("name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})
+                      for r in df.to_dict(orient="records") if r["name"] != "base rate"]
+        write_json(done, seed_rows); rows += seed_rows
+        log(f"seed {s}: " + ", ".join(f"{r['name']} {r['test_logloss']:.4f}" for r in sorted(seed_rows, key=lambda r: r["test_logloss"])))
+    per_seed = pd.DataFrame(rows)
+    g = per_seed.groupby("name")
+    summary = pd.DataFrame({"logloss_mean": g.test_logloss.mean(), "logloss_std": g.test_logloss.std(ddof=1), "auc_mean": g.test_auc.mean(),
+                            "auc_std": g.test_auc.std(ddof=1), "ne_mean": g.test_ne.mean(), "mflops": g.flops_per_sample.mean() / 1e6,
+                            "seeds": g.size()}).sort_values("logloss_mean")
+    return per_seed, summary

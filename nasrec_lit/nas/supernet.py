@@ -22,7 +22,7 @@ from .space import SpaceConfig, SearchSpace, Arch, Block, ChoiceBlock, Stem
 # %% auto #0
 __all__ = ['SupernetConfig', 'cpu_supernet_config', 'Supernet', 'inherit_weights', 'train_supernet', 'CandidateScorer']
 
-# %% ../../nbs/11_supernet.ipynb #463dd376
+# %% ../../nbs/11_supernet.ipynb #66ac0847
 @dataclass
 class SupernetConfig(Config):
     "Supernet training and scoring (defaults: NASRec's, except where CPU sizes are noted)."
@@ -33,6 +33,7 @@ class SupernetConfig(Config):
     batch_size: int = param(512, ge=1)
     epochs: int = param(1, ge=1)
     grad_clip: float = param(5.0, gt=0)
+    emb_l2: float = param(0.0, ge=0, help="L2 on the embedding rows of each batch (NASRec: none; the from-scratch CPU protocol uses 1e-2)")
     finetune_steps: int = param(500, ge=0, help="head-only fine-tuning steps per candidate (0 = score without fine-tuning)")
     finetune_lr: float = param(0.04, gt=0, help="Adagrad LR of head-only fine-tuning")
     finetune_batch: int = param(512, ge=1)
@@ -46,7 +47,7 @@ def cpu_supernet_config(**kw) -> "SupernetConfig":
     return SupernetConfig(**{**dict(optimizer="adam", lr=2e-3, warmup_steps=200, batch_size=512, epochs=3,
                                     finetune_steps=50, finetune_batch=512, finetune_rows=8192, finetune_lr=0.04, score_rows=4096), **kw})
 
-# %% ../../nbs/11_supernet.ipynb #024190f4
+# %% ../../nbs/11_supernet.ipynb #5914c737
 class Supernet(L.LightningModule):
     "Every NASRec architecture in one network (weights at maximum size); `forward(batch, arch=None)`."
     def __init__(self, schema: dict, space: SpaceConfig, cfg: SupernetConfig = None):
@@ -98,6 +99,7 @@ class Supernet(L.LightningModule):
         else:
             a, extra = self.sample_subnet(); z = self.head(self.features(batch, a, extra)).squeeze(-1)
         loss = F.binary_cross_entropy_with_logits(z, batch["label"])
+        if self.cfg.emb_l2: loss = loss + self.cfg.emb_l2 * (self.stem.emb(batch["sparse"]) ** 2).sum() / len(z)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(z))
         return loss
 
