@@ -250,22 +250,22 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
         if own_logger: finish_logger(logger)
     return res
 
-# %% ../nbs/03_baselines.ipynb #bd66aa29
+# %% ../nbs/03_baselines.ipynb #ec60eca9
 def fit_refit(make_model, data: CTRData, cfg: TrainConfig = None, splits=None, run: Optional[RunDir] = None) -> dict:
     """Choose the epoch count on validation (early stopping on the train split), then train a fresh
     `make_model()` on train+validation for that many epochs; the result's test metrics are the refit's
     (`select_*` keys: the first stage's). The refit model is returned under `"module"`."""
     cfg = cfg or TrainConfig(); splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
-    sel = fit(make_model(), data, cfg.replace(checkpoints=False), None, splits=splits)
+    seed_everything(cfg.seed); sel = fit(make_model(), data, cfg.replace(checkpoints=False), None, splits=splits)
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
-    model = make_model()
+    seed_everything(cfg.seed); model = make_model()          # the same initialisation whatever ran before
     res = fit(model, data, cfg.replace(epochs=max(1, sel["best_epoch"] + 1), patience=None, select_best=False), run,
               splits=(trval, splits[1], splits[2]), resume=False)
     res.update({f"select_{k}": sel[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc", "best_epoch", "train_seconds")})
     if run is not None: run.write_result(res)
     return dict(res, module=model)
 
-# %% ../nbs/03_baselines.ipynb #7e9574f5
+# %% ../nbs/03_baselines.ipynb #910237e5
 TUNED = {  # chosen by validation log loss on Frappe (see "Regularisation" below); emb_l2 acts on looked-up rows
     "lr": (OptimConfig(lr=1e-2), {}),
     "fm": (OptimConfig(lr=3e-3, emb_l2=1e-3), {}),
@@ -288,6 +288,7 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         h = {**h, **((hparams or {}).get(m, {}))}
         run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h))
         make = lambda: build_model(m, data.schema(), o, **h)
+        seed_everything(cfg.seed)                            # initial weights depend on the seed only
         results.append(dict(fit_refit(make, data, cfg, splits, run) if refit else fit(make(), data, cfg, run, splits=splits, resume=False), name=m))
     base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]
     from nasrec_lit.blocks import logloss as _ll

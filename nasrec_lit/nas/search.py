@@ -150,9 +150,9 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #77fb5856
+# %% ../../nbs/12_search.ipynb #43e84d97
 import torch
-from ..core import Config, param, RunDir, quiet_lightning
+from ..core import Config, param, RunDir, quiet_lightning, seed_everything
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
 from ..blocks import flops_per_sample, count_params
 from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS
@@ -204,6 +204,7 @@ def scratch_protocol(cfg: SearchConfig, seed: Optional[int] = None):
 def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cfg: SearchConfig, seed: Optional[int] = None) -> dict:
     "Train `arch` from scratch on the train split (early stopping on validation) with the search's protocol; `fit`'s result."
     tc, optim = scratch_protocol(cfg, seed)
+    seed_everything(tc.seed)          # initial weights depend on the seed, not on what the process ran before
     return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, splits=splits)
 
 def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print) -> dict:
@@ -238,7 +239,7 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     best_arch = Arch.from_dict(next(r["arch"] for r in records if r["key"] == best["key"]))
     # final: train on train+val, report test
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
-    final_model = NASRecModel(best_arch, schema, space, optim)
+    seed_everything(tc.seed); final_model = NASRecModel(best_arch, schema, space, optim)
     # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
     final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False), splits=(trval, splits[1], splits[2]))
     export_dir = folder/"export"; export_dir.mkdir(exist_ok=True)
