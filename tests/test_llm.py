@@ -209,3 +209,21 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
 
 def test_no_trainable_pairs_is_a_clear_error(tiny):
     with pytest.raises(NasrecError, match="max_len"): C.train_reward_model(tiny, [], C.RMConfig(), critique=False)
+
+
+def test_inference_critiques_are_keyed_by_the_trained_model(tiny, tmp_path):
+    """Two differently trained reward models must not share cached critiques (the summarise and rank variants once did:
+    the cache key named only the backbone)."""
+    pp = PrefPair([{"role": "user", "content": "how do I bake bread?"}], "Mix flour, water, yeast.", "I hate bread.")
+    ex = C.build_examples(tiny.tokenizer, [(pp, "Helpful. Score: 8/10", "Rude. Score: 2/10")] * 4, 200, {})
+    cfg = C.RMConfig(max_len=200, epochs=1, batch_size=4, lora_layers=None, lora_r=4, lr=5e-3)
+    a = C.train_reward_model(tiny, ex, cfg, critique=True, run=None)
+    b = C.train_reward_model(tiny, ex, cfg.replace(lr=2e-2), critique=True, run=None)
+    assert a.fingerprint() == a.fingerprint() and a.fingerprint() != b.fingerprint()
+    cache = C.GenCache(tmp_path/"gen.jsonl"); g = B.GenConfig(max_new_tokens=4, temperature=0.8, batch_size=2, seed=1)
+    C.critic_rewards(a, [pp], 2, g, cache)
+    n = len(cache)
+    C.critic_rewards(b, [pp], 2, g, cache)
+    assert len(cache) == 2 * n                                        # b generated its own critiques
+    hits = cache.hits; C.critic_rewards(a, [pp], 2, g, cache)
+    assert len(cache) == 2 * n and cache.hits == hits + n             # a's are served back to a
