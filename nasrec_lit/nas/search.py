@@ -16,8 +16,8 @@ from .space import SearchSpace, Arch
 
 # %% auto #0
 __all__ = ['TrialResult', 'TrialLedger', 'RandomSearch', 'RegularizedEvolution', 'run_search', 'NASRecModel', 'arch_cost',
-           'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'nasrec_search',
-           'load_exported', 'rank_study', 'plot_rank_study', 'compare_with_baselines']
+           'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'supernet_in',
+           'nasrec_search', 'load_exported', 'rank_study', 'plot_rank_study', 'compare_with_baselines']
 
 # %% ../../nbs/12_search.ipynb #7fe44edb
 @dataclass
@@ -150,7 +150,7 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #43e84d97
+# %% ../../nbs/12_search.ipynb #babce22d
 import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
@@ -207,16 +207,21 @@ def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cf
     seed_everything(tc.seed)          # initial weights depend on the seed, not on what the process ran before
     return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, splits=splits)
 
+def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig):
+    "(supernet, training seconds): read back from `folder/supernet.pt`, or trained and saved there atomically."
+    ck = Path(folder)/"supernet.pt"
+    if ck.exists():
+        sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu"))
+        return sn.eval(), json.loads((Path(folder)/"supernet.json").read_text())["seconds"]
+    t0 = time.perf_counter(); sn = train_supernet(data, splits, space, sn_cfg); secs = time.perf_counter() - t0
+    tmp = ck.with_suffix(".tmp"); torch.save(sn.state_dict(), tmp); os.replace(tmp, ck); write_json(Path(folder)/"supernet.json", dict(seconds=secs))
+    return sn, secs
+
 def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print) -> dict:
     "The NASRec pipeline, resumable from `folder`; returns the result dict written to `folder/result.json`."
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     splits = splits if splits is not None else split_indices(data, seed=2024)
-    t0 = time.perf_counter(); ck = folder/"supernet.pt"
-    if ck.exists():
-        sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu")); sn.eval(); sn_s = json.loads((folder/"supernet.json").read_text())["seconds"]
-    else:
-        sn = train_supernet(data, splits, space, sn_cfg); sn_s = time.perf_counter() - t0
-        tmp = ck.with_suffix(".tmp"); torch.save(sn.state_dict(), tmp); os.replace(tmp, ck); write_json(folder/"supernet.json", dict(seconds=sn_s))
+    t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg)
     log(f"supernet: {sn_s:.1f}s")
     scorer = CandidateScorer(sn, data, splits, sn_cfg); schema = data.schema()
     def evaluate(a: Arch) -> TrialResult:
@@ -257,7 +262,7 @@ def load_exported(folder) -> NASRecNet:
     net = NASRecNet(Arch.from_dict(ck["arch"]), ck["schema"], SpaceConfig.from_dict(ck["space"]))
     net.load_state_dict(ck["state_dict"]); return net.eval()
 
-# %% ../../nbs/12_search.ipynb #81c860d8
+# %% ../../nbs/12_search.ipynb #77f57bcd
 def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cfg: Optional[SupernetConfig] = None,
                search_cfg: Optional[SearchConfig] = None, n: int = 200, subnets: int = 20, scratch_seeds: int = 2,
                seed: int = 0, splits=None, log=print) -> dict:
@@ -272,13 +277,7 @@ def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cf
     if sj.exists() and json.loads(sj.read_text()) != json.loads(json.dumps(study)):
         raise NasrecError(f"{sj}: this folder holds a study with other settings; use a new folder to change them")
     write_json(sj, study)
-    ck = folder/"supernet.pt"
-    if ck.exists():
-        sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu")); sn.eval()
-        t_sn = json.loads((folder/"supernet.json").read_text())["seconds"]
-    else:
-        t0 = time.perf_counter(); sn = train_supernet(data, splits, space, sn_cfg); t_sn = time.perf_counter() - t0
-        torch.save(sn.state_dict(), ck.with_suffix(".tmp")); os.replace(ck.with_suffix(".tmp"), ck); write_json(folder/"supernet.json", dict(seconds=t_sn))
+    sn, t_sn = supernet_in(folder, data, splits, space, sn_cfg)
     log(f"supernet: {t_sn:.1f}s on {len(splits[0]):,} rows ({sn_cfg.epochs} epochs)")
     rng = np.random.default_rng(seed); ss = SearchSpace(space); archs, seen = [], set()
     while len(archs) < n:
