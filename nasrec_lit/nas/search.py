@@ -61,17 +61,17 @@ class TrialLedger:
                     raise NasrecError(f"{self.path}:{i}: corrupt ledger line")
         return out
 
-# %% ../../nbs/12_search.ipynb #89612692
+# %% ../../nbs/12_search.ipynb #20c60d6e
 def _rng_state(rng): return rng.bit_generator.state
 def _set_rng(rng, s): rng.bit_generator.state = s; return rng
 
 class RandomSearch:
-    "Uniform samples from the space, duplicates rejected: the control."
+    "Uniform samples from the space in canonical form (`SearchSpace.canonical`), duplicates rejected: the control."
     def __init__(self, space: SearchSpace, seed: int = 0):
         self.space, self.rng, self.seen = space, np.random.default_rng(seed), set()
     def ask(self) -> Arch:
         for _ in range(1000):
-            a = self.space.sample(self.rng)
+            a = self.space.canonical(self.space.sample(self.rng))
             if a.key() not in self.seen: self.seen.add(a.key()); return a
         return a
     def tell(self, arch: Arch, result: TrialResult): pass
@@ -94,7 +94,7 @@ class RegularizedEvolution:
 
     def _new(self, make) -> Arch:
         for _ in range(200):
-            a = make()
+            a = self.space.canonical(make())
             if a.key() not in self.seen: break
         self.seen.add(a.key()); return a
 

@@ -88,7 +88,7 @@ class Arch:
         "A short stable hash (for ledgers and duplicate rejection)."
         import hashlib; return hashlib.sha1(self.to_json().encode()).hexdigest()[:16]
 
-# %% ../../nbs/10_nas_space.ipynb #73326f60
+# %% ../../nbs/10_nas_space.ipynb #b4b1c3c7
 class SearchSpace:
     "The NASRec space: `sample`, `mutate`, `encode`, `build`, `validate`, and its size."
     KEYS = ("dense_in", "sparse_in", "left", "right", "dense_op", "sparse_op", "width", "tokens", "d2s", "s2d")
@@ -149,6 +149,40 @@ class SearchSpace:
             out.append(np.array([b.dense_op == o for o in c.dense_ops], float)); out.append(np.array([b.sparse_op == o for o in c.sparse_ops], float))
             out.append(np.array([b.width / max(c.dense_widths), b.tokens / max(c.sparse_tokens), float(b.d2s), float(b.s2d)]))
         return np.concatenate(out).astype(np.float32)
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of `arch`'s functional twins: every choice the network never reads is set to a fixed
+        value (first operator, smallest size, source 0, merger off), and Sum's commutative operands are sorted.
+
+        Liveness runs backwards from the head, which reads the last block's dense and sparse outputs. A block's
+        dense output is needed if read later (`dense_in`, `left`, `right`) or if its sparse output is and `d2s`
+        writes dense into it; its sparse operator is needed if the sparse output is read or `s2d` feeds it into
+        a needed dense output. Then: FC and Dot-Product read `dense_in` (Dot also `sparse_in`), Gating and Sum
+        read `left`/`right` only. Two architectures with the same canonical form compute the same function with
+        the same (inherited) weights, so the searchers compare canonical forms when they reject duplicates."""
+        c, blocks = self.cfg, list(arch.blocks)
+        n = len(blocks); dense_live = [False] * (n + 1); sparse_live = [False] * (n + 1)
+        dense_live[n] = sparse_live[n] = True
+        out = [None] * n
+        for i in range(n - 1, -1, -1):
+            b, j = blocks[i], i + 1
+            dense_needed = dense_live[j] or (sparse_live[j] and b.d2s)
+            sparse_needed = sparse_live[j] or (dense_needed and b.s2d)
+            reads_dense_in = dense_needed and b.dense_op in ("fc", "dot")
+            reads_lr = dense_needed and b.dense_op in ("gating", "sum")
+            reads_sparse_in = sparse_needed or (dense_needed and b.dense_op == "dot")
+            left, right = (b.left, b.right) if reads_lr else (0, 0)
+            if b.dense_op == "sum": left, right = min(left, right), max(left, right)
+            nb = Block(dense_in=b.dense_in if reads_dense_in else (0,), sparse_in=b.sparse_in if reads_sparse_in else (0,),
+                       left=left, right=right, dense_op=b.dense_op if dense_needed else c.dense_ops[0],
+                       sparse_op=b.sparse_op if sparse_needed else c.sparse_ops[0],
+                       width=b.width if dense_needed else min(c.dense_widths), tokens=b.tokens if sparse_needed else min(c.sparse_tokens),
+                       d2s=b.d2s if sparse_live[j] else False, s2d=b.s2d if dense_needed else False)
+            out[i] = nb
+            for s in nb.dense_in if reads_dense_in else (): dense_live[s] = True
+            for s in (left, right) if reads_lr else (): dense_live[s] = True
+            for s in nb.sparse_in if reads_sparse_in else (): sparse_live[s] = True
+        return Arch(arch.space, tuple(out))
 
     def log10_size(self) -> float:
         "log10 of the number of encodings (an upper bound: unused left/right inputs are counted too)."

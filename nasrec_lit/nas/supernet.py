@@ -115,7 +115,7 @@ def _any_path(blk: ChoiceBlock, dense, sparse, ch: Block, dense_ops, sparse_ops)
     outs = [blk(dense, sparse, dataclasses.replace(ch, dense_op=do, sparse_op=so)) for do, so in zip(dense_ops * len(sparse_ops), sparse_ops * len(dense_ops))]
     return sum(o[0] for o in outs) / len(outs), sum(o[1] for o in outs) / len(outs)
 
-# %% ../../nbs/11_supernet.ipynb #3d98406c
+# %% ../../nbs/11_supernet.ipynb #b3184af4
 @torch.no_grad()
 def inherit_weights(net, supernet: Supernet):
     "Copy the supernet's shared weights into a standalone `NASRecNet` (slices to the chosen sizes and sources)."
@@ -123,10 +123,14 @@ def inherit_weights(net, supernet: Supernet):
     widths = [supernet.stem.width] + [b.out_width for b in supernet.blocks]
     tokens = [supernet.stem.tokens] + [b.out_tokens for b in supernet.blocks]
     nwid = [net.stem.width] + [b.out_width for b in net.blocks]; ntok = [net.stem.tokens] + [b.out_tokens for b in net.blocks]
+    M = supernet.space_cfg.merge_tokens
     for i, (blk, sblk, (srcs, _)) in enumerate(zip(net.blocks, supernet.blocks, net.local)):
         # columns of the supernet's concatenated inputs that the standalone block reads
         din = np.concatenate([np.arange(sum(widths[:j]), sum(widths[:j]) + nwid[j]) for j in srcs])
-        tin = np.concatenate([np.arange(sum(tokens[:j]), sum(tokens[:j]) + ntok[j]) for j in srcs])
+        # a block's sparse output is [its chosen tokens, zeros up to the maximum, the merger's tokens] in the
+        # supernet and [its chosen tokens, the merger's tokens] standalone: skip the zeros
+        tin = np.concatenate([np.arange(sum(tokens[:j]), sum(tokens[:j]) + ntok[j]) if j == 0 else
+                              sum(tokens[:j]) + np.concatenate([np.arange(ntok[j] - M), supernet.blocks[j - 1].T + np.arange(M)]) for j in srcs])
         for name, p in blk.named_parameters():
             q = dict(sblk.named_parameters())[name]
             sl = [slice(0, n) for n in p.shape]
