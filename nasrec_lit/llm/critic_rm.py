@@ -371,7 +371,7 @@ def scaling_curve(rc: np.ndarray, rr: np.ndarray, ms=(1, 2, 4, 8), n_perm: int =
         out.append(dict(m=m, accuracy=mean, ci_low=lo, ci_high=hi))
     return out
 
-# %% ../../nbs/21_critic_rm.ipynb #e0c9bc40
+# %% ../../nbs/21_critic_rm.ipynb #cf1b44a0
 @dataclass
 class CriticRMConfig(Config):
     "One Critic-RM experiment: data, split, stage-1 sampling, training, evaluation."
@@ -394,7 +394,7 @@ class CriticRMConfig(Config):
 
     @classmethod
     def cpu(cls, **kw):
-        "The size that finishes in the notebook on a 2-core CPU (`benchmarks/critic_rm_cost.py` estimates ~40 min)."
+        "The size that finishes in the notebook on a 2-core CPU (measured in two parts here: 67 + 62 minutes)."
         base = dict(n_train=32, n_test=40, n_second_test=16, n_critiques=4, critique_tokens=48, m_values=[1, 2, 4, 8],
                     rm=RMConfig(max_len=256, epochs=2, batch_size=4, lora_layers=4))
         base.update(kw); return cls(**base)
