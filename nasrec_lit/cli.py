@@ -21,7 +21,7 @@ __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app
            'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train', 'sum_export',
            'serve', 'main']
 
-# %% ../nbs/90_cli.ipynb #b98daa90
+# %% ../nbs/90_cli.ipynb #f2c7e529
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 app = typer.Typer(help="nasrec_lit: NASRec and friends, literate and Lightning-based.", no_args_is_help=True,
@@ -59,7 +59,7 @@ def table(rows: list, title: str = "", floatfmt: str = "{:.4f}") -> Table:
     whole = {c for c in cols if all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
                                     and math.isfinite(r.get(c)) and float(r.get(c)).is_integer() for r in rows)}
     for r in rows:
-        t.add_row(*[_fmt(int(v), floatfmt) if c in whole else _fmt(v, floatfmt) for c, v in ((c, r.get(c, "")) for c in cols)])
+        t.add_row(*[_fmt(int(r[c]) if c in whole else r.get(c, ""), floatfmt) for c in cols])
     return t
 
 def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None) -> DataOptions:
