@@ -117,7 +117,7 @@ class DeepFM(FM):
         self.mlp = MLP(self.n_sparse * emb_dim + self.n_dense, hidden, 1, dropout)
     def logits(self, b):
         e = self.emb(b["sparse"]); fields = torch.cat([e, self.dense_proj(b["dense"]).unsqueeze(1)], 1) if self.dense_proj is not None else e
-        deep = self.mlp(torch.cat([e.flatten(1), b["dense"]], 1)).squeeze(-1)
+        deep = self.mlp(torch.cat([e.flatten(1), b["dense"]], 1) if self.n_dense else e.flatten(1)).squeeze(-1)   # no copy without dense features
         return self.linear(b["sparse"], b["dense"]) + self.fm(fields) + deep
 
 class DCNv2(CTRModel):
@@ -190,6 +190,7 @@ class TrainConfig(Config):
     max_steps: int = param(-1)
     checkpoints: bool = param(True, help="save best/last checkpoints in the run dir (resume after a crash)")
     select_best: bool = param(True, help="restore the epoch with the best val logloss (False: keep the last epoch, for runs that train on the validation rows)")
+    val_each_epoch: bool = param(True, help="validate after every epoch (curves, best epoch, early stopping); False: train only, keep the last epoch (needs select_best=False, no patience)")
     progress: bool = param(True)
 
 class BestInMemory(L.Callback):
@@ -212,6 +213,8 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     """Train `model` on the train split of `data`, select the best epoch on validation, report test metrics.
     Returns a result dict (metrics, params, FLOPs/sample, samples/s) that is also written to `run/result.json`."""
     cfg = cfg or TrainConfig()
+    if not cfg.val_each_epoch and (cfg.select_best or cfg.patience):
+        raise ValueError("TrainConfig.val_each_epoch=False trains without validation: set select_best=False and patience=None too")
     quiet_lightning(); seed_everything(cfg.seed)
     splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     dm = CTRDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed)
@@ -228,7 +231,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     trainer = L.Trainer(max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator, devices=_devices(cfg.devices),
                         strategy=cfg.strategy, precision=cfg.precision, logger=logger if logger is not None else False,
                         callbacks=callbacks, enable_checkpointing=ckpt is not None, enable_progress_bar=cfg.progress and os.environ.get("NASREC_LIT_PROGRESS", "1") != "0",
-                        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0,
+                        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0, limit_val_batches=None if cfg.val_each_epoch else 0,
                         gradient_clip_val=model.optim.grad_clip, default_root_dir=str(run.path) if run else None)
     last = run.path/"checkpoints"/"last.ckpt" if run is not None else None
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None

@@ -13,10 +13,27 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['FeatureEmbedding', 'LinearTerm', 'MLP', 'DotInteraction', 'FMInteraction', 'CrossNetV2', 'SelfAttentionInteraction',
-           'logloss', 'auc', 'normalized_entropy', 'ctr_metrics', 'count_params', 'flops_per_sample']
+__all__ = ['lookup', 'FeatureEmbedding', 'LinearTerm', 'MLP', 'DotInteraction', 'FMInteraction', 'CrossNetV2',
+           'SelfAttentionInteraction', 'logloss', 'auc', 'normalized_entropy', 'ctr_metrics', 'count_params',
+           'flops_per_sample']
 
-# %% ../nbs/02_blocks.ipynb #50989a3a
+# %% ../nbs/02_blocks.ipynb #59f4d135
+class _Lookup(torch.autograd.Function):
+    "Row gather whose backward scatters the gradient with `index_add_` (a dense gradient, like `nn.Embedding`'s)."
+    @staticmethod
+    def forward(ctx, weight, idx):
+        ctx.save_for_backward(idx); ctx.rows = weight.shape[0]
+        return weight.index_select(0, idx.reshape(-1)).view(*idx.shape, weight.shape[1])
+    @staticmethod
+    def backward(ctx, g):
+        idx, = ctx.saved_tensors
+        return g.new_zeros(ctx.rows, g.shape[-1]).index_add_(0, idx.reshape(-1), g.reshape(-1, g.shape[-1])), None
+
+def lookup(weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    "`weight[idx]` → `[*idx.shape, dim]`; on CPU with the `index_add_` backward of `_Lookup`, elsewhere `F.embedding`."
+    if weight.device.type == "cpu" and weight.requires_grad and torch.is_grad_enabled(): return _Lookup.apply(weight, idx)
+    return F.embedding(idx, weight)
+
 class FeatureEmbedding(nn.Module):
     "Per-field embedding tables in one matrix: `[B, F]` ids → `[B, F, dim]`."
     def __init__(self, cardinalities: Sequence[int], dim: int, init_std: Optional[float] = None):
@@ -27,7 +44,7 @@ class FeatureEmbedding(nn.Module):
         if init_std is None: nn.init.xavier_uniform_(self.table.weight)   # NASRec's initialisation
         else: nn.init.normal_(self.table.weight, 0, init_std)
     def forward(self, sparse: torch.Tensor) -> torch.Tensor:
-        return self.table(sparse + self.offsets)
+        return lookup(self.table.weight, sparse + self.offsets)
 
 class LinearTerm(nn.Module):
     "First-order term: a weight per categorical value plus a linear map of dense features → `[B]`."

@@ -65,3 +65,28 @@ def test_demo_quality_on_frappe(tmp_path):
     board = json.loads((tmp_path / "demo-leaderboard-s2024" / "result.json").read_text())["leaderboard"]
     best = min(board, key=lambda x: x["test_logloss"])
     assert best["test_auc"] >= 0.93 and best["test_logloss"] <= 0.30, best
+
+
+def test_training_without_per_epoch_validation():
+    "val_each_epoch=False (the peer benchmark's protocol) trains only, keeps the last epoch, and still reports val/test metrics."
+    d = make_synthetic(SyntheticConfig(rows=4000, seed=3)); sp = split_indices(d, seed=0)
+    with pytest.raises(ValueError, match="select_best=False"):
+        fit(build_model("fm", d.schema()), d, TrainConfig(epochs=1, progress=False, checkpoints=False, val_each_epoch=False), splits=sp)
+    calls = []
+    m = build_model("fm", d.schema()); m.validation_step = lambda *a: calls.append(1)
+    r = fit(m, d, TrainConfig(epochs=2, progress=False, checkpoints=False, val_each_epoch=False, select_best=False), splits=sp)
+    assert calls == [] and r["epochs_run"] == 2 and r["best_epoch"] == -1
+    assert 0 < r["val_logloss"] < 0.7 and 0 < r["test_logloss"] < 0.7
+
+
+def test_fast_embedding_backward_trains_like_torch_embedding():
+    "The CPU lookup with the index_add_ backward gives nn.Embedding's gradients inside a real model step."
+    import torch, torch.nn.functional as F
+    d = make_synthetic(SyntheticConfig(rows=2000, seed=1)); b = {k: torch.from_numpy(np.asarray(v[:256])) for k, v in
+                                                                   dict(dense=d.dense, sparse=d.sparse, label=d.label).items()}
+    torch.manual_seed(0); m = build_model("deepfm", d.schema())
+    loss = F.binary_cross_entropy_with_logits(m(b), b["label"]); loss.backward()
+    ours = m.emb.table.weight.grad.clone(); m.zero_grad()
+    e = m.emb; e.forward = lambda s: F.embedding(s + e.offsets, e.table.weight)   # torch's own lookup and backward
+    F.binary_cross_entropy_with_logits(m(b), b["label"]).backward()
+    assert torch.allclose(ours, m.emb.table.weight.grad, atol=1e-6) and ours.abs().sum() > 0
