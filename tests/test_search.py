@@ -62,13 +62,15 @@ def test_compare_with_baselines_is_like_for_like_and_resumes(tmp_path):
     assert (tmp_path / "seed1" / "compare.json").stat().st_mtime == mtime and summary2.equals(summary)
 
 
-def test_searchers_never_propose_a_functional_twin():
+@pytest.mark.parametrize("dense_features", [True, False])
+def test_searchers_never_propose_a_functional_twin(dense_features):
     """Both searchers hash canonical forms: over many asks no two proposals compute the same function
-    (same canonical form), and every proposal is already canonical (so the ledger and export hold it)."""
+    (same canonical form), and every proposal is already canonical (so the ledger and export hold it).
+    Without dense features (Frappe, Avazu) the canonical form is stricter, and the proposals follow it."""
     import numpy as np
     from nasrec_lit.nas.space import SearchSpace, SpaceConfig
     from nasrec_lit.nas.search import RandomSearch, RegularizedEvolution, TrialResult
-    space = SearchSpace(SpaceConfig.cpu(num_blocks=3))
+    space = SearchSpace(SpaceConfig.cpu(num_blocks=3), dense_features=dense_features)
     rng = np.random.default_rng(0)
     for searcher in (RandomSearch(space, seed=1), RegularizedEvolution(space, population=16, tournament=8, children=4, generations=40, seed=1)):
         keys = []
@@ -81,3 +83,6 @@ def test_searchers_never_propose_a_functional_twin():
     # the raw samples behind them do contain twins: canonicalisation is doing work here
     raw = [space.sample(np.random.default_rng(s)) for s in range(300)]
     assert sum(space.canonical(a) != a for a in raw) > 100
+    if not dense_features:   # and the data-aware form collapses more than the data-agnostic one
+        agnostic = SearchSpace(SpaceConfig.cpu(num_blocks=3))
+        assert sum(space.canonical(a) != agnostic.canonical(a) for a in raw) > 30

@@ -88,12 +88,14 @@ class Arch:
         "A short stable hash (for ledgers and duplicate rejection)."
         import hashlib; return hashlib.sha1(self.to_json().encode()).hexdigest()[:16]
 
-# %% ../../nbs/10_nas_space.ipynb #b4b1c3c7
+# %% ../../nbs/10_nas_space.ipynb #49d5680e
 class SearchSpace:
     "The NASRec space: `sample`, `mutate`, `encode`, `build`, `validate`, and its size."
     KEYS = ("dense_in", "sparse_in", "left", "right", "dense_op", "sparse_op", "width", "tokens", "d2s", "s2d")
 
-    def __init__(self, cfg: SpaceConfig = None): self.cfg = cfg or SpaceConfig()
+    def __init__(self, cfg: SpaceConfig = None, dense_features: bool = True):
+        "`dense_features=False`: the data has none, so the stem's dense output (source 0) is a constant zero (see `canonical`)."
+        self.cfg, self.dense_features = cfg or SpaceConfig(), dense_features
 
     def _subset(self, rng, n: int) -> tuple:
         "NASRec's subset draw: size 1+Binomial(min(n−1, fan_in−1), ½), uniformly chosen sources."
@@ -159,7 +161,11 @@ class SearchSpace:
         writes dense into it; its sparse operator is needed if the sparse output is read or `s2d` feeds it into
         a needed dense output. Then: FC and Dot-Product read `dense_in` (Dot also `sparse_in`), Gating and Sum
         read `left`/`right` only. Two architectures with the same canonical form compute the same function with
-        the same (inherited) weights, so the searchers compare canonical forms when they reject duplicates."""
+        the same (inherited) weights, so the searchers compare canonical forms when they reject duplicates.
+
+        With `dense_features=False` the stem's dense output is zeros, so two more choices go unread: source 0 in
+        the `dense_in` of FC/Dot-Product next to other sources (its columns multiply zeros; it is dropped), and
+        the `left` operand of a Gating block whose `right` is 0 (the gate multiplies zeros; `left` is set to 0)."""
         c, blocks = self.cfg, list(arch.blocks)
         n = len(blocks); dense_live = [False] * (n + 1); sparse_live = [False] * (n + 1)
         dense_live[n] = sparse_live[n] = True
@@ -173,7 +179,11 @@ class SearchSpace:
             reads_sparse_in = sparse_needed or (dense_needed and b.dense_op == "dot")
             left, right = (b.left, b.right) if reads_lr else (0, 0)
             if b.dense_op == "sum": left, right = min(left, right), max(left, right)
-            nb = Block(dense_in=b.dense_in if reads_dense_in else (0,), sparse_in=b.sparse_in if reads_sparse_in else (0,),
+            dense_in = b.dense_in if reads_dense_in else (0,)
+            if not self.dense_features:             # source 0's dense output is zeros: reading it reads nothing
+                if len(dense_in) > 1 and dense_in[0] == 0: dense_in = dense_in[1:]
+                if b.dense_op == "gating" and right == 0: left = 0
+            nb = Block(dense_in=dense_in, sparse_in=b.sparse_in if reads_sparse_in else (0,),
                        left=left, right=right, dense_op=b.dense_op if dense_needed else c.dense_ops[0],
                        sparse_op=b.sparse_op if sparse_needed else c.sparse_ops[0],
                        width=b.width if dense_needed else min(c.dense_widths), tokens=b.tokens if sparse_needed else min(c.sparse_tokens),

@@ -47,13 +47,13 @@ def cpu_supernet_config(**kw) -> "SupernetConfig":
     return SupernetConfig(**{**dict(optimizer="adam", lr=2e-3, warmup_steps=200, batch_size=512, epochs=3,
                                     finetune_steps=50, finetune_batch=512, finetune_rows=8192, finetune_lr=0.04, score_rows=4096), **kw})
 
-# %% ../../nbs/11_supernet.ipynb #5914c737
+# %% ../../nbs/11_supernet.ipynb #b97df36a
 class Supernet(L.LightningModule):
     "Every NASRec architecture in one network (weights at maximum size); `forward(batch, arch=None)`."
     def __init__(self, schema: dict, space: SpaceConfig, cfg: SupernetConfig = None):
         super().__init__()
         self.schema, self.space_cfg, self.cfg = schema, space, cfg or SupernetConfig()
-        self.space = SearchSpace(space)
+        self.space = SearchSpace(space, dense_features=len(schema["dense_names"]) > 0)
         self.stem = Stem(schema, space.emb_dim)
         widths, tokens = [self.stem.width], [self.stem.tokens]
         self.blocks = nn.ModuleList()
