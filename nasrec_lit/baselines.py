@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, log_step_now
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
@@ -52,7 +52,7 @@ class CTRModel(L.LightningModule):
         z = self.logits(batch); loss = F.binary_cross_entropy_with_logits(z, batch["label"])
         if self.optim.emb_l2:
             loss = loss + self.optim.emb_l2 * sum((e(batch["sparse"]) ** 2).sum() for e in self.embedding_modules()) / len(z)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(z))
+        if log_step_now(self): self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(z))
         return loss
 
     def _collect(self, stage, batch):

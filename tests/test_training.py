@@ -90,3 +90,19 @@ def test_fast_embedding_backward_trains_like_torch_embedding():
     e = m.emb; e.forward = lambda s: F.embedding(s + e.offsets, e.table.weight)   # torch's own lookup and backward
     F.binary_cross_entropy_with_logits(m(b), b["label"]).backward()
     assert torch.allclose(ours, m.emb.table.weight.grad, atol=1e-6) and ours.abs().sum() > 0
+
+
+def test_train_loss_reaches_the_logger_every_n_steps(tmp_path, monkeypatch):
+    "The train loss is logged only on the steps Lightning writes (log_step_now), and those rows all arrive."
+    import csv
+    monkeypatch.setenv("WANDB_MODE", "csv")
+    d = make_synthetic(SyntheticConfig(rows=13_000, seed=2)); sp = split_indices(d, seed=0)   # 10,400 train rows
+    run = RunDir("csv-steps", root=tmp_path)
+    m = build_model("fm", d.schema()); calls = []; log = m.log
+    m.log = lambda name, *a, **k: (calls.append(name), log(name, *a, **k))
+    fit(m, d, TrainConfig(epochs=2, batch_size=400, progress=False, checkpoints=False), run, splits=sp)
+    assert calls.count("train_loss") == 5            # not one call per step (a call costs ~0.7 ms)
+    rows = list(csv.DictReader(open(run.path / "csv" / "metrics.csv")))
+    steps = sorted(int(r["step"]) for r in rows if r.get("train_loss"))
+    assert steps == [9, 19, 29, 39, 49], steps      # 26 batches an epoch, 52 steps: every 10th is written
+    assert sum(1 for r in rows if r.get("val_logloss")) == 2
