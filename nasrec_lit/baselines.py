@@ -214,7 +214,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     Returns a result dict (metrics, params, FLOPs/sample, samples/s) that is also written to `run/result.json`."""
     cfg = cfg or TrainConfig()
     if not cfg.val_each_epoch and (cfg.select_best or cfg.patience):
-        raise ValueError("TrainConfig.val_each_epoch=False trains without validation: set select_best=False and patience=None too")
+        raise ConfigError("TrainConfig.val_each_epoch=False trains without validation: set select_best=False and patience=None too")
     quiet_lightning(); seed_everything(cfg.seed)
     splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     dm = CTRDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed)

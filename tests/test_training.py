@@ -76,7 +76,9 @@ def test_training_without_per_epoch_validation():
     m = build_model("fm", d.schema()); m.validation_step = lambda *a: calls.append(1)
     r = fit(m, d, TrainConfig(epochs=2, progress=False, checkpoints=False, val_each_epoch=False, select_best=False), splits=sp)
     assert calls == [] and r["epochs_run"] == 2 and r["best_epoch"] == -1
-    assert 0 < r["val_logloss"] < 0.7 and 0 < r["test_logloss"] < 0.7
+    from nasrec_lit.blocks import logloss    # the reported metrics are those of the last epoch's model
+    assert r["test_logloss"] == pytest.approx(logloss(np.asarray(d.label[sp[2]]), m.predict_proba(d, sp[2])), abs=1e-6)
+    assert np.isfinite(r["val_logloss"]) and 0 < r["val_auc"] <= 1
 
 
 def test_fast_embedding_backward_trains_like_torch_embedding():

@@ -150,7 +150,7 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
             if on_trial: on_trial(n, a, res)
     return ledger.read()
 
-# %% ../../nbs/12_search.ipynb #4538acbc
+# %% ../../nbs/12_search.ipynb #a3b934e3
 import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
@@ -227,7 +227,7 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     def evaluate(a: Arch) -> TrialResult:
         t = time.perf_counter(); m = scorer.score(a)
         return TrialResult({k: v for k, v in m.items() if k != "score_seconds"}, arch_cost(a, schema, space), time.perf_counter() - t, "supernet")
-    ss = SearchSpace(space, dense_features=len(schema["dense_names"]) > 0)   # no dense features: more twins (see `canonical`)
+    ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
     searcher = (RegularizedEvolution(ss, cfg.population, cfg.tournament, cfg.children, cfg.generations, seed=cfg.seed)
                 if cfg.searcher == "evolution" else RandomSearch(ss, seed=cfg.seed))
     records = run_search(searcher, evaluate, folder, cfg.budget)
