@@ -9,7 +9,10 @@ categorical fields drawn from Zipf vocabularies of realistic sizes), then, each 
   * pandas — `pandas.read_csv` (C engine, explicit dtypes) plus the same transforms written the way a
              competent pandas user would (vectorized log1p, `pd.factorize` + `np.bincount` for the
              min-count vocabulary, no per-row Python), arrays saved with `np.save`.
-It checks that both produce identical arrays, then prints
+Ours and pandas run `--repeats` times, interleaved (the machine's speed drifts), and the medians are
+reported. The generated file is kept in `$TMPDIR/nasrec-pre-data/` and reused by later runs (it is
+deterministic: seed 0), and flushed to disk before any timing (`os.sync`) so its own write-back does not
+land inside a timed run. It checks that both produce identical arrays, then prints
 `rows=<N> ratio_vs_pandas=<x> mb_per_s=<y> floor_mb_per_s=<z> peak_rss_mb=<m>` (peak RSS of ours).
 Run at two sizes to see how memory grows with N. With `--encoding hash` (NASRec's encoding: no
 vocabulary, so nothing grows with the data) both sides hash instead: ours hex→int mod table size, pandas
@@ -17,7 +20,7 @@ vocabulary, so nothing grows with the data) both sides hash instead: ours hex→
   python benchmarks/preprocess.py --rows 500000 ; python benchmarks/preprocess.py --rows 2000000
   python benchmarks/preprocess.py --encoding hash --rows 500000 ; ... --rows 2000000
 """
-import argparse, json, os, resource, subprocess, sys, tempfile, time
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -104,26 +107,37 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000); ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     ap.add_argument("--encoding", default="vocab", choices=("vocab", "hash"))
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved runs of ours and pandas; medians reported")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     os.environ["BENCH_ENCODING"] = a.encoding
     if a.child: return child(*a.child)
     tmp = Path(tempfile.mkdtemp(prefix="nasrec-pre-"))
-    path = tmp / "train.txt"
-    t0 = time.perf_counter(); write_criteo(path, a.rows); mb = path.stat().st_size / 2**20
-    print(f"wrote {a.rows:,} rows, {mb:.0f} MB in {time.perf_counter() - t0:.1f}s -> {path}")
-    res = {}
-    for m in ("floor", "ours", "pandas"):
-        out = tmp / m; out.mkdir()
-        r = subprocess.run([sys.executable, __file__, "--child", m, str(path), str(out)], capture_output=True, text=True)
-        if r.returncode: sys.exit(f"{m} failed:\n{r.stderr[-3000:]}")
-        res[m] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"{m:7s} {res[m]['seconds']:8.2f}s  {mb / res[m]['seconds']:8.1f} MB/s  peak RSS {res[m]['peak_rss_mb']:8.0f} MB")
-    same = all(np.array_equal(np.load(tmp / "ours" / f"ours_{k}_sample.npy"), np.load(tmp / "pandas" / f"pandas_{k}_sample.npy"))
+    data_dir = Path(tempfile.gettempdir()) / "nasrec-pre-data"; data_dir.mkdir(exist_ok=True)
+    path = data_dir / f"criteo-{a.rows}-seed0.txt"
+    if not path.exists():
+        t0 = time.perf_counter(); write_criteo(path.with_suffix(".partial"), a.rows); os.replace(path.with_suffix(".partial"), path)
+        print(f"wrote {a.rows:,} rows in {time.perf_counter() - t0:.1f}s -> {path}")
+    os.sync(); mb = path.stat().st_size / 2**20
+    print(f"input {path} ({mb:.0f} MB), {a.repeats} interleaved repeats")
+    runs = {m: [] for m in ("floor", "ours", "pandas")}
+    for k in range(a.repeats):
+        for m in (("floor",) if k == 0 else ()) + ("ours", "pandas"):
+            out = tmp / f"{m}-{k}"; out.mkdir()
+            r = subprocess.run([sys.executable, __file__, "--child", m, str(path), str(out)], capture_output=True, text=True)
+            if r.returncode: sys.exit(f"{m} failed:\n{r.stderr[-3000:]}")
+            runs[m].append(json.loads(r.stdout.strip().splitlines()[-1])); os.sync()
+            print(f"  {m:7s} run {k + 1}: {runs[m][-1]['seconds']:7.2f}s  peak RSS {runs[m][-1]['peak_rss_mb']:6.0f} MB", flush=True)
+            if k < a.repeats - 1: shutil.rmtree(out)                 # outputs of all but the last run: disk space
+    res = {m: dict(seconds=float(np.median([r["seconds"] for r in v])), peak_rss_mb=float(np.max([r["peak_rss_mb"] for r in v])))
+           for m, v in runs.items()}
+    for m in res:
+        print(f"{m:7s} {res[m]['seconds']:8.2f}s  {mb / res[m]['seconds']:8.1f} MB/s  peak RSS {res[m]['peak_rss_mb']:8.0f} MB  (median of {len(runs[m])})")
+    last = a.repeats - 1
+    same = all(np.array_equal(np.load(tmp / f"ours-{last}" / f"ours_{k}_sample.npy"), np.load(tmp / f"pandas-{last}" / f"pandas_{k}_sample.npy"))
                for k in (("sparse", "dense") if a.encoding == "vocab" else ("dense",)))
     print(f"identical outputs (every 97th row{'' if a.encoding == 'vocab' else ', dense only'}): {same}")
-    if not a.keep:
-        import shutil; shutil.rmtree(tmp)
+    if not a.keep: shutil.rmtree(tmp)
     if not same: sys.exit("outputs differ")
     print(f"rows={a.rows} ratio_vs_pandas={res['pandas']['seconds'] / res['ours']['seconds']:.2f} mb_per_s={mb / res['ours']['seconds']:.1f} "
           f"floor_mb_per_s={mb / res['floor']['seconds']:.1f} peak_rss_mb={res['ours']['peak_rss_mb']:.0f}")

@@ -97,6 +97,46 @@ def test_failed_read_keeps_existing_cache(tmp_path):
     assert load_data(f"criteo:{p}").report["cached"]
 
 
+def test_block_size_never_changes_the_result(tmp_path):
+    "Many 1 MB pieces (two reused buffers, background writes, block-wise vocabulary remap) = one piece, both encodings."
+    rng = np.random.default_rng(0)
+    p = tmp_path / "multi.txt"
+    lines = [_line(label=str(i % 2), dense=[str(v) if v % 7 else "" for v in rng.integers(-3, 200_000, 13)],
+                   sparse=[f"{v:08x}" if v % 11 else "" for v in rng.zipf(1.5, 26) % 5000] ) for i in range(20_000)]
+    p.write_text("\n".join(lines))                       # no newline after the last line
+    for enc in ("vocab", "hash"):
+        one = load_data(f"criteo:{p}", DataOptions(encoding=enc, block_mb=64))
+        many = load_data(f"criteo:{p}", DataOptions(encoding=enc, block_mb=1))
+        assert len(one) == len(many) == 20_000
+        for k in ("dense", "sparse", "label"): assert np.array_equal(np.asarray(getattr(one, k)), np.asarray(getattr(many, k))), (enc, k)
+        assert one.cardinalities == many.cardinalities
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="ab\t ", max_size=40), min_size=1, max_size=30), st.booleans(), st.booleans(),
+       st.sampled_from(["", "  ", "x"]), st.integers(1, 64))
+def test_chunks_cover_the_file_and_end_at_newlines(lines, header, final_newline, tail, chunk):
+    "Pieces of the memory-mapped file: zero-copy views at the right offsets, each ending at a newline."
+    import tempfile
+    from nasrec_lit.data import _chunks
+    body = "\n".join(lines) + ("\n" if final_newline else "")
+    content = (("h1\th2\n" if header else "") + body + (tail if final_newline else "")).encode()
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "f.txt"; p.write_bytes(content)
+        pieces = [(off, bytes(v)) for off, v in _chunks(p, chunk, header)]
+    start = 6 if header else 0
+    assert all(content[off: off + len(b)] == b for off, b in pieces)
+    assert [off for off, _ in pieces] == sorted(off for off, _ in pieces) and (not pieces or pieces[0][0] == start)
+    joined = b"".join(b for _, b in pieces)
+    expect = content[start:]
+    if not expect.endswith(b"\n") and not expect[expect.rfind(b"\n") + 1:].strip(): expect = expect[:expect.rfind(b"\n") + 1]
+    assert joined == expect
+    assert all(b.endswith(b"\n") for _, b in pieces[:-1])
+
+
+HEXISH = ["a1", "ff", "00c0ffee", "zz", "7", "ABCdef", "0123456789abcdef0", "00000000", "fffffffffffffff", "g0"]
+
+
 def _pandas_vocab_ids(col: pd.Series, min_count: int) -> np.ndarray:
     "Reference: ids by first appearance among values seen >= min_count times; 0 for missing/rare."
     counts = col.value_counts()
@@ -107,7 +147,7 @@ def _pandas_vocab_ids(col: pd.Series, min_count: int) -> np.ndarray:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.booleans(), st.lists(st.one_of(st.none(), st.integers(-5, 10**6)), min_size=13, max_size=13),
-                          st.lists(st.one_of(st.none(), st.sampled_from(["a1", "ff", "00c0ffee", "zz", "7"])), min_size=26, max_size=26)),
+                          st.lists(st.one_of(st.none(), st.sampled_from(HEXISH)), min_size=26, max_size=26)),
                 min_size=1, max_size=60), st.integers(1, 3))
 def test_reader_matches_pandas_reference(tmp_path, rows, min_count):
     p = tmp_path / f"prop-{abs(hash(str(rows))) % 10**9}.txt"
@@ -120,6 +160,20 @@ def test_reader_matches_pandas_reference(tmp_path, rows, min_count):
     assert np.allclose(np.asarray(d.dense), dense)
     for j in range(26):
         assert np.array_equal(np.asarray(d.sparse)[:, j], _pandas_vocab_ids(ref[14 + j], min_count)), j
+    h = load_data(f"criteo:{p}", DataOptions(encoding="hash", hash_size=97))
+    assert np.array_equal(np.asarray(h.dense), np.asarray(d.dense))
+    for j in range(26):
+        assert np.array_equal(np.asarray(h.sparse)[:, j], ref[14 + j].map(lambda v: _python_hash_id(v, 97)).to_numpy()), j
+
+
+def _python_hash_id(v, hash_size: int) -> int:
+    "Reference, one value at a time: hex strings of <= 15 digits by value, others FNV-1a 64; 0 → 1; missing → 0."
+    if pd.isna(v): return 0
+    if len(v) <= 15 and all(c in "0123456789abcdefABCDEF" for c in v): key = int(v, 16)
+    else:
+        key = 0xCBF29CE484222325
+        for b in v.encode(): key = ((key ^ b) * 0x100000001B3) % 2**64
+    return (key or 1) % (hash_size - 1) + 1
 
 
 def test_synthetic_bayes_is_a_floor():
