@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, log_step_now
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, log_step_now, LeanHooks
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
@@ -35,7 +35,7 @@ class OptimConfig(Config):
     schedule: str = param("none", choices=("none", "cosine"), help="cosine with 10% linear warm-up (NASRec)")
     grad_clip: Optional[float] = param(None, gt=0)
 
-class CTRModel(L.LightningModule):
+class CTRModel(LeanHooks, L.LightningModule):
     "Base of every CTR model: BCE training, whole-split evaluation (logloss, AUC, NE), optimiser set-up."
     def __init__(self, schema: dict, optim: Optional[OptimConfig] = None):
         super().__init__()

@@ -57,7 +57,7 @@ class LinearTerm(nn.Module):
         out = self.emb(sparse).sum((1, 2)) + self.bias
         return out + self.dense(dense).squeeze(-1) if self.dense is not None else out
 
-# %% ../nbs/02_blocks.ipynb #003d94e8
+# %% ../nbs/02_blocks.ipynb #9be6ac85
 class MLP(nn.Module):
     "Linear → (norm) → activation → (dropout) per hidden layer; optional output layer without activation."
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: Optional[int] = None, dropout: float = 0.0,
@@ -68,7 +68,7 @@ class MLP(nn.Module):
             layers.append(nn.Linear(d, h))
             if norm == "layer": layers.append(nn.LayerNorm(h))
             elif norm == "batch": layers.append(nn.BatchNorm1d(h))
-            layers.append(activation())
+            layers.append(activation(inplace=True) if activation is nn.ReLU else activation())   # in place: no fresh buffer
             if dropout: layers.append(nn.Dropout(dropout))
             d = h
         if out_dim is not None: layers.append(nn.Linear(d, out_dim)); d = out_dim

@@ -15,7 +15,7 @@ import yaml
 # %% auto #0
 __all__ = ['NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_json', 'RunDir', 'make_logger', 'finish_logger', 'progress', 'log_step_now',
-           'quiet_lightning']
+           'quiet_lightning', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -252,3 +252,10 @@ def quiet_lightning():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+# %% ../nbs/00_core.ipynb #af5309a4
+class LeanHooks:
+    "Mixin (before `LightningModule`): Lightning's per-hook `_current_fx_name` bookkeeping skips `nn.Module.__setattr__`."
+    def __setattr__(self, name, value):
+        if name == "_current_fx_name": self.__dict__[name] = value      # a plain string: never a parameter, buffer or module
+        else: super().__setattr__(name, value)

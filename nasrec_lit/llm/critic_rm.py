@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, RunDir, make_logger, finish_logger, progress, quiet_lightning, seed_everything
+from ..core import Config, param, NasrecError, RunDir, make_logger, finish_logger, progress, quiet_lightning, seed_everything, LeanHooks
 from .backbone import (Backbone, GenConfig, LoraSpec, add_lora, chat_text, generate, choice_probs,
                                      parse_score, pairwise_judge, pointwise_judge, pointwise_scores)
 from .preference import PrefPair
@@ -252,7 +252,7 @@ def collate_pairs(batch, pad_id: int):
     return dict(input_ids=ids, attention_mask=mask, labels=lab, last=mask.sum(1) - 1)
 
 # %% ../../nbs/21_critic_rm.ipynb #8da1e650
-class RewardModel(L.LightningModule):
+class RewardModel(LeanHooks, L.LightningModule):
     "A causal LM with LoRA and a scalar reward head; `critique=True` adds the critique-generation loss (Critic-RM)."
     def __init__(self, bb: Backbone, cfg: RMConfig = None, critique: bool = True):
         super().__init__()

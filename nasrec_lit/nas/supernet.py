@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, ConfigError, seed_everything, quiet_lightning, progress, log_step_now
+from ..core import Config, param, ConfigError, seed_everything, quiet_lightning, progress, log_step_now, LeanHooks
 from ..data import CTRData, ArrayLoader, CTRDataModule
 from ..blocks import logloss, auc
 from .space import SpaceConfig, SearchSpace, Arch, Block, ChoiceBlock, Stem
@@ -48,7 +48,7 @@ def cpu_supernet_config(**kw) -> "SupernetConfig":
                                     finetune_steps=50, finetune_batch=512, finetune_rows=8192, finetune_lr=0.04, score_rows=4096), **kw})
 
 # %% ../../nbs/11_supernet.ipynb #4745dba2
-class Supernet(L.LightningModule):
+class Supernet(LeanHooks, L.LightningModule):
     "Every NASRec architecture in one network (weights at maximum size); `forward(batch, arch=None)`."
     def __init__(self, schema: dict, space: SpaceConfig, cfg: SupernetConfig = None):
         super().__init__()

@@ -16,7 +16,7 @@ import lightning as L
 import gymnasium as gym
 from gymnasium import spaces
 
-from ..core import Config, param, NasrecError, seed_everything, progress, quiet_lightning
+from ..core import Config, param, NasrecError, seed_everything, progress, quiet_lightning, LeanHooks
 
 # %% auto #0
 __all__ = ['MIN_STEPS', 'SUITE', 'MDPError', 'Transitions', 'observation_encoder', 'make_env', 'collect_transitions',
@@ -157,7 +157,7 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound); nn.init.uniform_(self.bias, -bound, bound)
     def forward(self, x): return torch.baddbmm(self.bias, x, self.weight)
 
-class WorldModel(L.LightningModule):
+class WorldModel(LeanHooks, L.LightningModule):
     "Ensemble MLP from [state, probes, one-hot action] to standardized targets, trained on masked MSE."
     def __init__(self, d_in: int, d_out: int, members: int = 8, hidden: int = 64, lr: float = 3e-3, weight_decay: float = 1e-5):
         super().__init__(); self.save_hyperparameters()

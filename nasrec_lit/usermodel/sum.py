@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger
+from ..core import Config, param, NasrecError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, LeanHooks
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
 from ..data import CTRData
 
@@ -291,7 +291,7 @@ class MixTower(nn.Module):
         h = self.layers(x).flatten(1)
         return torch.cat([hd(h) for hd in self.heads], 1)       # [B, T]
 
-class SUMModel(L.LightningModule):
+class SUMModel(LeanHooks, L.LightningModule):
     "Upstream SUM model: user tower + mix tower, weighted multi-task BCE."
     def __init__(self, data_schema: dict, cfg: SUMConfig = None):
         super().__init__()
