@@ -1,7 +1,9 @@
 """Peer benchmark: DeepCTR-Torch 0.3.0's DeepFM against nasrec_lit's DeepFM on the same Frappe split.
 
 Same data (Frappe validation+test pooled, random 8:1:1 split, seed 2024, min-count-2 vocabulary), same
-architecture (embedding dim 16, DNN 256-128, FM + linear), same optimiser (Adam, lr 1e-3), batch size
+architecture (embedding dim 16, DNN 256-128, FM + linear) and initialisation (`--init-std 1e-4`: embeddings and
+DNN weights from N(0, 1e-4²), DeepCTR's default; `--init-std 0` keeps ours, Xavier-uniform embeddings; the peer
+also adds an L2 penalty of 1e-5 on its embedding tables, which ours does not), same optimiser (Adam, lr 1e-3), batch size
 and epochs, trained one after the other in this process on the same cores, `--repeats` times interleaved
 (the medians are reported: the speed of this shared-VM CPU drifts by 10-30% within minutes; the ratio is the
 median of ours/peer within each repeat, where the two ran back to back). Neither validates during
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("--data", default="frappe"); ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=1024); ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--emb-dim", type=int, default=16); ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--init-std", type=float, default=1e-4, help="N(0, s^2) embeddings and MLP weights as the peer; 0: our defaults")
     ap.add_argument("--repeats", type=int, default=3, help="train each side this many times, interleaved; medians are reported")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -63,7 +66,8 @@ def main():
     # --- ours -------------------------------------------------------------------------------------
     def ours_run(seed):
         torch.manual_seed(seed)
-        model = build_model("deepfm", data.schema(), OptimConfig(optimizer="adam", lr=a.lr), emb_dim=a.emb_dim, hidden=(256, 128))
+        model = build_model("deepfm", data.schema(), OptimConfig(optimizer="adam", lr=a.lr), emb_dim=a.emb_dim, hidden=(256, 128),
+                            init_std=a.init_std or None)
         r = fit(model, data, TrainConfig(epochs=a.epochs, batch_size=a.batch_size, seed=seed, progress=False, checkpoints=False,
                                          val_each_epoch=False, select_best=False), splits=(tr, va, te))
         return len(tr) * a.epochs / r["train_seconds"], dict(logloss=r["test_logloss"], auc=r["test_auc"])
@@ -73,7 +77,7 @@ def main():
     from nasrec_lit.data import ArrayLoader
     def bare_run(seed):
         torch.manual_seed(seed)
-        bare = build_model("deepfm", data.schema(), emb_dim=a.emb_dim, hidden=(256, 128))
+        bare = build_model("deepfm", data.schema(), emb_dim=a.emb_dim, hidden=(256, 128), init_std=a.init_std or None)
         opt = torch.optim.Adam(bare.parameters(), lr=a.lr, fused=True); loader = ArrayLoader(data.subset(tr), batch_size=a.batch_size, shuffle=True)
         t0 = time.perf_counter()
         for _ in range(a.epochs):

@@ -90,7 +90,7 @@ class CTRModel(LeanHooks, L.LightningModule):
         self.train(was)
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-# %% ../nbs/03_baselines.ipynb #c31ecd33
+# %% ../nbs/03_baselines.ipynb #784e7d42
 class LR(CTRModel):
     "Logistic regression on one-hot categorical values and dense features."
     def __init__(self, schema, optim=None):
@@ -111,10 +111,21 @@ class FM(CTRModel):
     def logits(self, b): return self.linear(b["sparse"], b["dense"]) + self.fm(self.fields(b))
 
 class DeepFM(FM):
-    "DeepFM: FM ∥ MLP over the flattened embeddings and dense features."
-    def __init__(self, schema, optim=None, emb_dim: int = 16, hidden=(256, 128), dropout: float = 0.0):
+    """DeepFM: FM ∥ MLP over the flattened embeddings and dense features. `init_std`: draw every embedding table,
+    the linear term's dense weights and the MLP's weight matrices from N(0, init_std²), DeepCTR's initialisation
+    (its default 1e-4), instead of the defaults (Xavier-uniform embeddings, PyTorch's Linear init); biases keep
+    PyTorch's init, as there."""
+    def __init__(self, schema, optim=None, emb_dim: int = 16, hidden=(256, 128), dropout: float = 0.0, init_std: Optional[float] = None):
         super().__init__(schema, optim, emb_dim); self.save_hyperparameters(ignore=["optim"])
         self.mlp = MLP(self.n_sparse * emb_dim + self.n_dense, hidden, 1, dropout)
+        if init_std is not None:
+            if not init_std > 0: raise ConfigError(f"init_std: must be > 0, got {init_std}")
+            with torch.no_grad():
+                for m in self.modules():
+                    if isinstance(m, FeatureEmbedding): nn.init.normal_(m.table.weight, 0.0, init_std)
+                for name, p in self.mlp.named_parameters():
+                    if name.endswith("weight"): nn.init.normal_(p, 0.0, init_std)
+                if self.linear.dense is not None: nn.init.normal_(self.linear.dense.weight, 0.0, init_std)
     def logits(self, b):
         e = self.emb(b["sparse"]); fields = torch.cat([e, self.dense_proj(b["dense"]).unsqueeze(1)], 1) if self.dense_proj is not None else e
         deep = self.mlp(torch.cat([e.flatten(1), b["dense"]], 1) if self.n_dense else e.flatten(1)).squeeze(-1)   # no copy without dense features
