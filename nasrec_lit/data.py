@@ -584,7 +584,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
     if final.exists(): shutil.rmtree(final)
     os.replace(partial, final)
 
-# %% ../nbs/01_data.ipynb #96a43ce2
+# %% ../nbs/01_data.ipynb #18b568ac
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
@@ -594,33 +594,38 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
     t0 = time.time()
     partial = final.with_name(final.name + f".partial-{os.getpid()}")
     names = _sparse_names(fmt)
-    for typed in (True, False):
-        shutil.rmtree(partial, ignore_errors=True)
-        # the vocabulary writes provisional ids (int32: half the bytes) that `_apply_vocab` turns into the final ones
-        sink = _Sink(partial, _ARRAYS if opts.encoding == "hash" else (_ARRAYS[0], ("provisional", np.int32), _ARRAYS[2]))
-        report = {"files": [str(f) for f in files]}
-        vocabs = [StreamingVocab() for _ in names] if opts.encoding == "vocab" else None
-        ok = True
-        try:
-            with progress(desc=f"read {fmt.name}", unit="block") as bar:
-                for f in files:
-                    ok = _stream_file(f, fmt, opts, sink, vocabs, typed, bar, report)
-                    if not ok: break
-        except BaseException:
-            sink.close(); shutil.rmtree(partial, ignore_errors=True); raise
-        sink.close()
-        if ok: break
-    n = sink.rows
-    if vocabs is not None:
-        remaps = [v.finalize(opts.min_count) for v in vocabs]
-        cards = [c for _, c in remaps]
-        _apply_vocab(partial, n, [r for r, _ in remaps], opts.block_mb)
-    else: cards = [opts.hash_size] * len(names)
-    report.update(rows=n, seconds=round(time.time() - t0, 3))
-    meta = dict(rows=n, dense_names=list(fmt.dense), sparse_names=names, cardinalities=cards, source=fmt.name, report=report)
-    if use_cache:
-        _commit(partial, final, meta); return load_cached(final)
-    data = load_cached_from(partial, meta); return data
+    try:                                  # any failure (bad input, a full disk, Ctrl-C) removes the partial folder
+        for typed in (True, False):
+            shutil.rmtree(partial, ignore_errors=True)
+            # the vocabulary writes provisional ids (int32: half the bytes) that `_apply_vocab` turns into the final ones
+            sink = _Sink(partial, _ARRAYS if opts.encoding == "hash" else (_ARRAYS[0], ("provisional", np.int32), _ARRAYS[2]))
+            report = {"files": [str(f) for f in files]}
+            vocabs = [StreamingVocab() for _ in names] if opts.encoding == "vocab" else None
+            ok = True
+            try:
+                with progress(desc=f"read {fmt.name}", unit="block") as bar:
+                    for f in files:
+                        ok = _stream_file(f, fmt, opts, sink, vocabs, typed, bar, report)
+                        if not ok: break
+            except BaseException:
+                try: sink.close()                 # a second error while closing must not hide the first
+                except Exception: pass
+                raise
+            sink.close()
+            if ok: break
+        n = sink.rows
+        if vocabs is not None:
+            remaps = [v.finalize(opts.min_count) for v in vocabs]
+            cards = [c for _, c in remaps]
+            _apply_vocab(partial, n, [r for r, _ in remaps], opts.block_mb)
+        else: cards = [opts.hash_size] * len(names)
+        report.update(rows=n, seconds=round(time.time() - t0, 3))
+        meta = dict(rows=n, dense_names=list(fmt.dense), sparse_names=names, cardinalities=cards, source=fmt.name, report=report)
+        if use_cache:
+            _commit(partial, final, meta); return load_cached(final)
+        return load_cached_from(partial, meta)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True); raise
 
 def _apply_vocab(folder: Path, n: int, remaps: list, block_mb: int):
     """provisional.bin (int32 first-appearance ids) → sparse.bin (int64 final ids, rare values 0), block by block

@@ -137,6 +137,24 @@ def test_chunks_cover_the_file_and_end_at_newlines(lines, header, final_newline,
 HEXISH = ["a1", "ff", "00c0ffee", "zz", "7", "ABCdef", "0123456789abcdef0", "00000000", "fffffffffffffff", "g0"]
 
 
+@pytest.mark.parametrize("where", ["background write", "vocabulary remap"])
+def test_a_failing_write_surfaces_and_leaves_no_partial_cache(tmp_path, monkeypatch, where):
+    "A disk error in the background writer or in the min-count pass reaches the caller; no partial folder is left."
+    import nasrec_lit.data as D
+    p = tmp_path / "w.txt"; p.write_text("\n".join(_line(sparse=[f"{i:08x}"] * 26) for i in range(30_000)) + "\n")
+    def boom(*a, **k): raise OSError(28, "No space left on device")
+    if where == "background write":
+        real, calls = D._Sink._write, []
+        def flaky(self, *blocks):
+            calls.append(1)
+            return boom() if len(calls) == 2 else real(self, *blocks)
+        monkeypatch.setattr(D._Sink, "_write", flaky)
+    else: monkeypatch.setattr(D, "_apply_vocab", boom)
+    monkeypatch.setenv("NASREC_LIT_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(OSError, match="No space"): load_data(f"criteo:{p}", DataOptions(block_mb=1))
+    assert not list((tmp_path / "cache").glob("*partial*"))
+
+
 def _pandas_vocab_ids(col: pd.Series, min_count: int) -> np.ndarray:
     "Reference: ids by first appearance among values seen >= min_count times; 0 for missing/rare."
     counts = col.value_counts()
