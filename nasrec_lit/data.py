@@ -353,7 +353,7 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions):
         cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False))
     return dense, cats, lab, bad, reasons
 
-# %% ../nbs/01_data.ipynb #d201f30b
+# %% ../nbs/01_data.ipynb #ae6a09ef
 READER_VERSION = 5
 
 def _sparse_names(fmt: DelimitedFormat) -> list:
@@ -400,7 +400,7 @@ def _chunks(path: Path, chunk_bytes: int, skip_header: bool):
         if cut >= 0: end = cut + 1
         else:                                                   # a line longer than a piece, or a last line without '\n'
             nl = mm.find(b"\n", end); end = size if nl < 0 else nl + 1
-            if end == size and not mm[pos:end].strip(): break
+            if nl < 0 and not mm[pos:end].strip(): break       # only blanks after the last newline: nothing to read
         if len(done) >= 2 and hasattr(mmap, "MADV_DONTNEED"):         # the piece two back is finished: drop its pages
             lo = done[-2] // page * page; hi = done[-1] // page * page
             if hi > lo: mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
