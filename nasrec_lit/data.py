@@ -278,7 +278,7 @@ def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
     if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
     return good, bad, counts
 
-# %% ../nbs/01_data.ipynb #2116eba8
+# %% ../nbs/01_data.ipynb #2e20dc76
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
@@ -293,7 +293,7 @@ def _numeric(col: pa.Array, regex: str):
     else:
         col = col.cast(pa.float64()) if not pa.types.is_floating(col.type) else col
         bad = None
-    if not integer and not pc.all(pc.is_finite(col)).as_py():                                  # NaN/inf present (nulls skipped)
+    if not integer and not pc.all(pc.is_finite(col)).as_py():                  # NaN/inf present (nulls skipped)
         nonfinite = np.asarray(pc.invert(pc.is_finite(col)).fill_null(False))
         bad = nonfinite if bad is None else bad | nonfinite
     x = np.asarray(col.fill_null(0.0), dtype=np.float64) if col.null_count else np.asarray(col, dtype=np.float64)
@@ -653,7 +653,7 @@ def load_cached_from(folder: Path, meta: dict) -> CTRData:
     shutil.rmtree(folder, ignore_errors=True)
     return d
 
-# %% ../nbs/01_data.ipynb #48f02083
+# %% ../nbs/01_data.ipynb #0ce06d12
 def _read_atomic(path: Path) -> pa.Table:
     if not path.exists(): raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0: raise DataError(f"{path}: file is empty")
@@ -689,7 +689,7 @@ def read_movielens(folder, opts: DataOptions = None) -> CTRData:
         if opts.encoding == "vocab":
             v = StreamingVocab(); ids = v.update(keys); remap, card = v.finalize(opts.min_count); sparse[:, j] = remap[ids]
         else:
-            sparse[:, j] = np.where(keys == 0, 0, (keys % np.uint64(opts.hash_size - 1)).astype(np.int64) + 1); card = opts.hash_size
+            sparse[:, j] = hash_ids(keys, opts.hash_size); card = opts.hash_size
         cards.append(card)
     label = (df["rating"].to_numpy() >= 4).astype(np.float32)
     return CTRData(np.zeros((len(df), 0), np.float32), sparse, label, [], list(cols), cards, "movielens",
