@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(64, ge=1, help="streaming block size in MB")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #1e4c0439
+# %% ../nbs/01_data.ipynb #fa3f2bbf
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 def _string_buffers(a: pa.Array):
@@ -133,6 +133,7 @@ def string_keys(a: pa.Array, hex_ints: bool = False) -> np.ndarray:
     other values are empty or null, as with Criteo's 8-digit hashes and its missing values)."""
     n = len(a)
     if n == 0: return np.zeros(0, np.uint64)
+    if pa.types.is_fixed_size_binary(a.type): return _fixed_keys(a, hex_ints)
     offs, data = _string_buffers(a)
     starts, lens = offs[:-1], np.diff(offs)
     top = int(lens.max()); n_top, n_empty = int(np.count_nonzero(lens == top)), int(np.count_nonzero(lens == 0))
@@ -157,6 +158,20 @@ def string_keys(a: pa.Array, hex_ints: bool = False) -> np.ndarray:
     if count[0]: key[lens == 0] = _FNV_OFFSET                 # FNV-1a of the empty string
     if a.null_count: key[~np.asarray(a.is_valid())] = 0
     return key
+
+def _fixed_keys(a: pa.Array, hex_ints: bool) -> np.ndarray:
+    "`string_keys` of a fixed-width binary array: its value buffer is already the `[n, width]` byte matrix, null slots included."
+    L = a.type.byte_width
+    mat = np.frombuffer(a.buffers()[1], np.uint8)[a.offset * L: (a.offset + len(a)) * L].reshape(len(a), L)
+    valid = np.asarray(a.is_valid()) if a.null_count else None
+    if hex_ints and L <= 15:
+        k, ok = _hex_value(mat)
+        other = ~ok if valid is None else ~ok & valid                # null slots are not keyed at all
+        if other.any(): k[other] = _fnv1a(mat[other])
+    else: k = _fnv1a(mat)
+    k[k == 0] = 1
+    if valid is not None: k[~valid] = 0
+    return k
 
 def column_categories(col, hex_ints: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(keys of the distinct values, index of each row into them; -1 for null): each distinct value of a
@@ -227,7 +242,7 @@ class StreamingVocab:
         remap = np.zeros(len(by_id), np.int64); remap[keep] = np.arange(1, int(keep.sum()) + 1)
         return remap, int(keep.sum()) + 1
 
-# %% ../nbs/01_data.ipynb #e421543c
+# %% ../nbs/01_data.ipynb #5a36ec60
 @dataclass
 class DelimitedFormat:
     "Column layout of a delimited CTR file."
@@ -242,9 +257,10 @@ class DelimitedFormat:
     drop: list = field(default_factory=list)
     hex_ints: bool = False             # hash encoding parses hex strings (Criteo)
     token_sep: Optional[str] = None    # libFM: keep the part before ':' of each token
+    cat_width: Optional[int] = None    # categorical values usually this many bytes: the hash encoding parses them as fixed width
 
 CRITEO = DelimitedFormat("criteo", "\t", False, ["label"] + [f"I{i}" for i in range(1, 14)] + [f"C{i}" for i in range(1, 27)],
-                         "label", {0: 0, 1: 1}, [f"I{i}" for i in range(1, 14)], [f"C{i}" for i in range(1, 27)], hex_ints=True)
+                         "label", {0: 0, 1: 1}, [f"I{i}" for i in range(1, 14)], [f"C{i}" for i in range(1, 27)], hex_ints=True, cat_width=8)
 AVAZU_COLUMNS = ["id", "click", "hour", "C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id", "app_domain",
                  "app_category", "device_id", "device_ip", "device_model", "device_type", "device_conn_type"] + [f"C{i}" for i in range(14, 22)]
 AVAZU = DelimitedFormat("avazu", ",", "auto", AVAZU_COLUMNS, "click", {0: 0, 1: 1}, [],
@@ -278,7 +294,7 @@ def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
     if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
     return good, bad, counts
 
-# %% ../nbs/01_data.ipynb #2e20dc76
+# %% ../nbs/01_data.ipynb #cfe7ed82
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
@@ -317,9 +333,10 @@ def _dense_column(col, log: bool):
     if log: x = np.log1p(np.maximum(x, 0.0))
     return x.astype(np.float32), bad
 
-def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions):
+def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Optional[np.ndarray] = None):
     """One block → (dense float32 [n,D], sparse codes, label float32, bad mask, reasons). Sparse codes, per
-    field: the final int64 ids `[n]` with the hash encoding; (distinct keys, row indices) for the vocabulary."""
+    field: the final int64 ids `[n]` with the hash encoding; (distinct keys, row indices) for the vocabulary.
+    `dense_out`: a float32 `[≥n, D]` buffer to fill (the reader reuses two, so no fresh pages every block)."""
     n = batch.num_rows
     hashing = opts.encoding == "hash"
     def codes(col, hex_ints):
@@ -330,7 +347,7 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions):
     for raw, v in fmt.label_values.items(): lab[lab_raw == raw] = v
     lab_bad |= np.isnan(lab)
     if lab_bad.any(): reasons[f"label '{fmt.label}' not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
-    dense = np.empty((n, len(fmt.dense)), np.float32)
+    dense = dense_out[:n] if dense_out is not None and len(dense_out) >= n else np.empty((n, len(fmt.dense)), np.float32)
     for j, name in enumerate(fmt.dense):
         x, b = _dense_column(batch.column(name), opts.dense_transform == "log")
         if b.any(): reasons[f"field {name}: non-numeric or non-finite value"] = b; bad |= b
@@ -353,7 +370,7 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions):
         cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False))
     return dense, cats, lab, bad, reasons
 
-# %% ../nbs/01_data.ipynb #ae6a09ef
+# %% ../nbs/01_data.ipynb #41bab08f
 READER_VERSION = 5
 
 def _sparse_names(fmt: DelimitedFormat) -> list:
@@ -374,8 +391,12 @@ def _read_options(fmt, opts, typed: bool, path):
         missing = [c for c in [fmt.label, *fmt.dense, *fmt.sparse] if c not in col_names]
         if missing: raise DataError(f"{path}:1: header lacks column(s) {missing} of the {fmt.name} format")
     # categoricals: dictionary-encoded for the vocabulary (each distinct value is keyed once a block); raw
-    # bytes for the hash encoding, keyed row by row (pyarrow parses binary ~2x faster than dictionaries)
-    cat_t = pa.binary() if opts.encoding == "hash" and not fmt.token_sep else pa.dictionary(pa.int32(), pa.string())
+    # bytes for the hash encoding, keyed row by row (pyarrow parses binary ~2x faster than dictionaries), of
+    # fixed width where the format's values have one (Criteo's 8 hex digits: ~15% less parse time; a piece with
+    # another width is parsed again variable-width). Fixed width for the vocabulary (row keys, then arrow's
+    # dictionary_encode on them) measured no faster: parsing saves what keying every row costs.
+    if opts.encoding == "hash" and not fmt.token_sep: cat_t = pa.binary(fmt.cat_width) if fmt.cat_width and typed else pa.binary()
+    else: cat_t = pa.dictionary(pa.int32(), pa.string())
     types = {c: cat_t for c in fmt.sparse}
     # fast path: integers (Criteo's I1-I13, labels); anything else (floats, text, nan) fails it and the
     # file is re-read on the robust path, where every value is checked and bad rows are located
@@ -442,7 +463,10 @@ def _parse(body: bytes, names, types, include, fmt):
                              convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include, strings_can_be_null=True,
                                                                   null_values=[""], true_values=[], false_values=[]),
                              memory_pool=_PARSE_POOL)
-    except pa.ArrowInvalid as e: return e, invalid
+    except pa.ArrowInvalid as e:
+        fixed = {c: pa.binary() for c, t in types.items() if pa.types.is_fixed_size_binary(t)}
+        if fixed: return _parse(body, names, {**types, **fixed}, include, fmt)   # a value of another width: variable width
+        return e, invalid
     return tbl, invalid
 
 def _sync_file_range():
@@ -491,7 +515,7 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #3db43752
+# %% ../nbs/01_data.ipynb #600f6f99
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
     """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
     one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
@@ -499,7 +523,8 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
     names, types, include, header = _read_options(fmt, opts, typed, path)
     ncols = len(names)
     pieces, lines_at = _chunks(path, opts.block_mb << 20, header), _LineCounter(path)
-    written0, rows_seen, bad_lines, scratch, nblocks = sink.rows, 0, [], [np.zeros((0, 0), np.int64)] * 2, 0
+    written0, rows_seen, bad_lines, nblocks = sink.rows, 0, [], 0
+    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 2
     with ThreadPoolExecutor(1) as pool:
         submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(_parse, nxt[1], names, types, include, fmt)) if nxt else None)(next(pieces, None))
         cur = submit()
@@ -521,7 +546,9 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                     ln = int(wrong[0])
                     raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
                 bad_lines.append(wrong)
-            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts)
+            k = nblocks % 2; nblocks += 1             # two buffers of each kind, reused in turn (the sink may still be writing the other)
+            if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
+            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts, scratch_dense[k])
             if bad.any():
                 if good_lines is None: good_lines = scan_bytes(bytes(body), fmt.delimiter, ncols, lines_at.at(off0))[0]
                 rows = np.flatnonzero(bad)
@@ -531,7 +558,6 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                 bad_lines.append(good_lines[rows])
                 keep = ~bad; dense, lab = dense[keep], lab[keep]
                 cats = [c[keep] if vocabs is None else (c[0], c[1][keep]) for c in cats]
-            k = nblocks % 2; nblocks += 1             # two buffers, reused in turn (the sink may still be writing the other)
             if len(scratch[k]) < len(lab): scratch[k] = np.empty((len(lab), len(cats)), np.int64 if vocabs is None else np.int32)
             sparse = scratch[k][:len(lab)]            # no fresh pages to fault in for every block
             for j, c in enumerate(cats):
@@ -540,7 +566,7 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                 ids = vocabs[j].update(dk, np.bincount(idx[idx >= 0], minlength=len(dk)))
                 if len(vocabs[j]) >= 2**31 - 1:
                     raise DataError(f"{path}: field {_sparse_names(fmt)[j]} has over 2^31 distinct values; use encoding='hash'")
-                sparse[:, j] = np.where(idx >= 0, ids[np.maximum(idx, 0)] if len(ids) else 0, 0)
+                sparse[:, j] = np.concatenate([np.zeros(1, ids.dtype), ids])[idx + 1]   # one gather; null (−1) → 0
             sink.write(dense, sparse, lab)
             bar.update(1); bar.set_postfix(rows=sink.rows)
     lines = np.sort(np.concatenate(bad_lines)) if bad_lines else np.zeros(0, np.int64)

@@ -112,6 +112,28 @@ def test_block_size_never_changes_the_result(tmp_path):
         assert one.cardinalities == many.cardinalities
 
 
+
+def test_fixed_width_categoricals_fall_back_per_piece(tmp_path):
+    """Criteo's hash encoding parses categoricals as 8-byte fixed width; a piece with a value of another width
+    (or a non-hex one) is parsed again variable-width, and the ids are those of the variable-width reader."""
+    import dataclasses
+    from nasrec_lit.data import _read_options, _parse, _chunks
+    rng = np.random.default_rng(1)
+    odd = {7_000: "abc", 12_000: "0123456789", 15_000: "zzzzzzzz", 18_000: "68FD1E64"}   # short, long, non-hex, upper case
+    lines = [_line(label=str(i % 2), sparse=[odd.get(i) or (f"{v:08x}" if v % 13 else "") for v in rng.integers(0, 1 << 32, 26)])
+             for i in range(20_000)]
+    p = tmp_path / "fixed.txt"; p.write_text("\n".join(lines) + "\n")
+    opts = DataOptions(encoding="hash", block_mb=1)
+    names, types, include, _ = _read_options(CRITEO, opts, True, p)
+    kinds = [str(_parse(bytes(b), names, types, include, CRITEO)[0].column("C1").type) for _, b in _chunks(p, 1 << 20, False)]
+    assert "fixed_size_binary[8]" in kinds and "binary" in kinds     # the odd pieces only fell back
+    fixed = read_delimited([p], CRITEO, opts, use_cache=False)
+    varw = read_delimited([p], dataclasses.replace(CRITEO, cat_width=None), opts, use_cache=False)
+    assert np.array_equal(np.asarray(fixed.sparse), np.asarray(varw.sparse)) and np.array_equal(np.asarray(fixed.dense), np.asarray(varw.dense))
+    ids = np.asarray(fixed.sparse)
+    assert ids[18_000, 0] == 1 + 0x68FD1E64 % (opts.hash_size - 1) and (ids[:, 0] == 0).any()   # upper-case hex; missing → 0
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(alphabet="ab\t ", max_size=40), min_size=1, max_size=30), st.booleans(), st.booleans(),
        st.sampled_from(["", "  ", "x"]), st.integers(1, 64))
