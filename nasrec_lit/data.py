@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(64, ge=1, help="streaming block size in MB")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #243e44f9
+# %% ../nbs/01_data.ipynb #23fc9501
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 def _string_buffers(a: pa.Array):
@@ -180,6 +180,7 @@ def column_categories(col, hex_ints: bool = False, raw8: bool = False) -> tuple[
     """(keys of the distinct values, index of each row into them; -1 for null), distinct values in order of
     first appearance. Dictionary-encoded columns (as the CSV reader makes them) key each distinct value once;
     others are keyed row by row and the keys dictionary-encoded (arrow's hash table on 8-byte integers)."""
+    if raw8 and not hex_ints and pa.types.is_fixed_size_binary(col.type) and col.type.byte_width == 8: return _raw8_categories(col)
     if not pa.types.is_dictionary(col.type): return _encode_keys(column_keys(col, hex_ints, raw8))
     if isinstance(col, pa.ChunkedArray):   # per-chunk dictionaries, concatenated (a value may repeat across chunks)
         parts = [column_categories(c, hex_ints, raw8) for c in col.chunks] or [(np.zeros(0, np.uint64), np.zeros(0, np.int64))]
@@ -194,6 +195,18 @@ def _encode_keys(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "`column_categories` of row keys (key 0, missing → index −1)."
     e = pc.dictionary_encode(pa.array(k, type=pa.uint64(), mask=(k == 0) if len(k) and not k.all() else None)); idx = e.indices
     return np.asarray(e.dictionary, dtype=np.uint64), np.asarray(idx.fill_null(-1) if idx.null_count else idx, dtype=np.int64)
+
+def _raw8_categories(col) -> tuple[np.ndarray, np.ndarray]:
+    """`column_categories` of 8-byte fixed-width values keyed by their bytes: the value buffer is read as uint64
+    keys in place (no copy, the column's own validity bitmap) and dictionary-encoded over all chunks at once."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    keys = pa.chunked_array([pa.Array.from_buffers(pa.uint64(), len(c), c.buffers()[:2], null_count=c.null_count, offset=c.offset)
+                             for c in chunks], pa.uint64())
+    e = pc.dictionary_encode(keys)                    # one dictionary for every chunk (arrow unifies them)
+    if not e.num_chunks: return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    dk = np.array(e.chunk(0).dictionary, dtype=np.uint64); dk[dk == 0] = 1   # as `string_keys`: 0 means missing
+    idx = [c.indices for c in e.chunks]
+    return dk, np.concatenate([np.asarray(i.fill_null(-1) if i.null_count else i, dtype=np.int64) for i in idx])
 
 def column_keys(col, hex_ints: bool = False, raw8: bool = False) -> np.ndarray:
     """Key of every row of a string column (0 for null). A dictionary-encoded column hashes each distinct
@@ -303,7 +316,7 @@ def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
     if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
     return good, bad, counts
 
-# %% ../nbs/01_data.ipynb #23609b32
+# %% ../nbs/01_data.ipynb #eec86be0
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
@@ -379,7 +392,7 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
         cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False))
     return dense, cats, lab, bad, reasons
 
-# %% ../nbs/01_data.ipynb #8de096e3
+# %% ../nbs/01_data.ipynb #58450d3d
 READER_VERSION = 5
 
 def _sparse_names(fmt: DelimitedFormat) -> list:
@@ -525,29 +538,46 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #22d1a282
+# %% ../nbs/01_data.ipynb #3d96189c
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
-    """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
-    one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
+    """Read one file into the sink, piece by piece: two worker threads parse (pyarrow's threads) and encode (NumPy,
+    arrow compute) the next pieces while this thread updates the vocabularies and hands the arrays to the sink,
+    in file order. Returns False if the typed fast path failed (caller retries with typed=False)."""
     from concurrent.futures import ThreadPoolExecutor
+    from collections import deque
     names, types, include, header = _read_options(fmt, opts, typed, path)
     ncols = len(names)
     pieces, lines_at = _chunks(path, opts.block_mb << 20, header), _LineCounter(path)
     written0, rows_seen, bad_lines, nblocks = sink.rows, 0, [], 0
-    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 2
-    with ThreadPoolExecutor(1) as pool:
-        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(_parse, nxt[1], names, types, include, fmt)) if nxt else None)(next(pieces, None))
-        cur = submit()
-        while cur is not None:
-            off0, body, fut = cur
-            batch, invalid = fut.result()
-            cur = submit()
+    # reused buffers, so no fresh pages are faulted in every block: dense for the pieces in flight (two being
+    # prepared, one here, one being written), sparse for the one here and the one being written
+    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 4
+    def prepare(body, k):
+        batch, invalid = _parse(body, names, types, include, fmt)
+        if isinstance(batch, Exception): return batch, invalid, None
+        if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
+        return batch, invalid, convert_block(batch, fmt, opts, scratch_dense[k])
+    with ThreadPoolExecutor(2) as pool:
+        queue, submitted = deque(), [0]
+        def submit():
+            nxt = next(pieces, None)
+            if nxt is not None: queue.append((nxt[0], nxt[1], pool.submit(prepare, nxt[1], submitted[0] % 4))); submitted[0] += 1
+        submit(); submit()
+        while queue:
+            off0, body, fut = queue.popleft()
+            batch, invalid, conv = fut.result()
+            submit()
             if isinstance(batch, Exception):
                 if typed: return False
                 raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+            dense, cats, lab, bad, reasons = conv
             if opts.max_rows is not None:
                 if rows_seen >= opts.max_rows: break
-                if rows_seen + batch.num_rows > opts.max_rows: batch = batch.slice(0, opts.max_rows - rows_seen)
+                m = opts.max_rows - rows_seen
+                if batch.num_rows > m:           # the last rows asked for: the encoded block is cut
+                    batch, dense, lab, bad = batch.slice(0, m), dense[:m], lab[:m], bad[:m]
+                    reasons = {r: v[:m] for r, v in reasons.items()}
+                    cats = [c[:m] if vocabs is None else (c[0], c[1][:m]) for c in cats]
             rows_seen += batch.num_rows
             good_lines = None
             if invalid:
@@ -556,9 +586,6 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                     ln = int(wrong[0])
                     raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
                 bad_lines.append(wrong)
-            k = nblocks % 2; nblocks += 1             # two buffers of each kind, reused in turn (the sink may still be writing the other)
-            if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
-            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts, scratch_dense[k])
             if bad.any():
                 if good_lines is None: good_lines = scan_bytes(bytes(body), fmt.delimiter, ncols, lines_at.at(off0))[0]
                 rows = np.flatnonzero(bad)
@@ -568,8 +595,9 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                 bad_lines.append(good_lines[rows])
                 keep = ~bad; dense, lab = dense[keep], lab[keep]
                 cats = [c[keep] if vocabs is None else (c[0], c[1][keep]) for c in cats]
+            k = nblocks % 2; nblocks += 1
             if len(scratch[k]) < len(lab): scratch[k] = np.empty((len(lab), len(cats)), np.int64)
-            sparse = scratch[k][:len(lab)]            # no fresh pages to fault in for every block
+            sparse = scratch[k][:len(lab)]
             for j, c in enumerate(cats):
                 if vocabs is None: sparse[:, j] = c; continue          # hash ids, final already
                 dk, idx = c
@@ -620,7 +648,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
     if final.exists(): shutil.rmtree(final)
     os.replace(partial, final)
 
-# %% ../nbs/01_data.ipynb #951bff9f
+# %% ../nbs/01_data.ipynb #2e337df1
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
