@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(64, ge=1, help="streaming block size in MB")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #23fc9501
+# %% ../nbs/01_data.ipynb #de6ade21
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 def _string_buffers(a: pa.Array):
@@ -538,46 +538,29 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #3d96189c
+# %% ../nbs/01_data.ipynb #6327051d
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
-    """Read one file into the sink, piece by piece: two worker threads parse (pyarrow's threads) and encode (NumPy,
-    arrow compute) the next pieces while this thread updates the vocabularies and hands the arrays to the sink,
-    in file order. Returns False if the typed fast path failed (caller retries with typed=False)."""
+    """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
+    one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
     from concurrent.futures import ThreadPoolExecutor
-    from collections import deque
     names, types, include, header = _read_options(fmt, opts, typed, path)
     ncols = len(names)
     pieces, lines_at = _chunks(path, opts.block_mb << 20, header), _LineCounter(path)
     written0, rows_seen, bad_lines, nblocks = sink.rows, 0, [], 0
-    # reused buffers, so no fresh pages are faulted in every block: dense for the pieces in flight (two being
-    # prepared, one here, one being written), sparse for the one here and the one being written
-    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 4
-    def prepare(body, k):
-        batch, invalid = _parse(body, names, types, include, fmt)
-        if isinstance(batch, Exception): return batch, invalid, None
-        if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
-        return batch, invalid, convert_block(batch, fmt, opts, scratch_dense[k])
-    with ThreadPoolExecutor(2) as pool:
-        queue, submitted = deque(), [0]
-        def submit():
-            nxt = next(pieces, None)
-            if nxt is not None: queue.append((nxt[0], nxt[1], pool.submit(prepare, nxt[1], submitted[0] % 4))); submitted[0] += 1
-        submit(); submit()
-        while queue:
-            off0, body, fut = queue.popleft()
-            batch, invalid, conv = fut.result()
-            submit()
+    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 2
+    with ThreadPoolExecutor(1) as pool:
+        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(_parse, nxt[1], names, types, include, fmt)) if nxt else None)(next(pieces, None))
+        cur = submit()
+        while cur is not None:
+            off0, body, fut = cur
+            batch, invalid = fut.result()
+            cur = submit()
             if isinstance(batch, Exception):
                 if typed: return False
                 raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
-            dense, cats, lab, bad, reasons = conv
             if opts.max_rows is not None:
                 if rows_seen >= opts.max_rows: break
-                m = opts.max_rows - rows_seen
-                if batch.num_rows > m:           # the last rows asked for: the encoded block is cut
-                    batch, dense, lab, bad = batch.slice(0, m), dense[:m], lab[:m], bad[:m]
-                    reasons = {r: v[:m] for r, v in reasons.items()}
-                    cats = [c[:m] if vocabs is None else (c[0], c[1][:m]) for c in cats]
+                if rows_seen + batch.num_rows > opts.max_rows: batch = batch.slice(0, opts.max_rows - rows_seen)
             rows_seen += batch.num_rows
             good_lines = None
             if invalid:
@@ -586,6 +569,9 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                     ln = int(wrong[0])
                     raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
                 bad_lines.append(wrong)
+            k = nblocks % 2; nblocks += 1             # two buffers of each kind, reused in turn (the sink may still be writing the other)
+            if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
+            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts, scratch_dense[k])
             if bad.any():
                 if good_lines is None: good_lines = scan_bytes(bytes(body), fmt.delimiter, ncols, lines_at.at(off0))[0]
                 rows = np.flatnonzero(bad)
@@ -595,9 +581,8 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                 bad_lines.append(good_lines[rows])
                 keep = ~bad; dense, lab = dense[keep], lab[keep]
                 cats = [c[keep] if vocabs is None else (c[0], c[1][keep]) for c in cats]
-            k = nblocks % 2; nblocks += 1
             if len(scratch[k]) < len(lab): scratch[k] = np.empty((len(lab), len(cats)), np.int64)
-            sparse = scratch[k][:len(lab)]
+            sparse = scratch[k][:len(lab)]            # no fresh pages to fault in for every block
             for j, c in enumerate(cats):
                 if vocabs is None: sparse[:, j] = c; continue          # hash ids, final already
                 dk, idx = c
