@@ -264,7 +264,7 @@ class StreamingVocab:
         remap = np.zeros(len(by_id), np.int64); remap[keep] = np.arange(1, int(keep.sum()) + 1)
         return remap, int(keep.sum()) + 1
 
-# %% ../nbs/01_data.ipynb #3880250d
+# %% ../nbs/01_data.ipynb #db376517
 @dataclass
 class DelimitedFormat:
     "Column layout of a delimited CTR file."
@@ -279,7 +279,7 @@ class DelimitedFormat:
     drop: list = field(default_factory=list)
     hex_ints: bool = False             # hash encoding parses hex strings (Criteo)
     token_sep: Optional[str] = None    # libFM: keep the part before ':' of each token
-    cat_width: Optional[int] = None    # categorical values usually this many bytes: the hash encoding parses them as fixed width
+    cat_width: Optional[int] = None    # categorical values usually this many bytes: parsed as fixed width (other pieces fall back)
 
 CRITEO = DelimitedFormat("criteo", "\t", False, ["label"] + [f"I{i}" for i in range(1, 14)] + [f"C{i}" for i in range(1, 27)],
                          "label", {0: 0, 1: 1}, [f"I{i}" for i in range(1, 14)], [f"C{i}" for i in range(1, 27)], hex_ints=True, cat_width=8)
