@@ -224,13 +224,33 @@ def hash_ids(keys: np.ndarray, hash_size: int) -> np.ndarray:
     r += np.uint64(1); r[keys == 0] = 0
     return r.view(np.int64)
 
-# %% ../nbs/01_data.ipynb #892082d9
+# %% ../nbs/01_data.ipynb #27c672d0
 class StreamingVocab:
-    "Vocabulary over uint64 keys built block by block: provisional ids by first appearance, counts, min-count remap."
-    def __init__(self):
-        self.keys = np.zeros(0, np.uint64); self.ids = np.zeros(0, np.int64); self.counts = np.zeros(0, np.int64)
+    """Vocabulary over uint64 keys built block by block: provisional ids by first appearance, counts, min-count remap.
+    Keys live in two sorted runs: a large main run and a small recent one that new keys are inserted into; the recent
+    run is merged into the main one when it passes an eighth of it, so a block costs O(recent run) instead of
+    O(vocabulary) (Criteo's largest fields reach ~10M values over 45M rows: ~170 blocks of 64 MB each)."""
+    recent_min = 1 << 16                             # the recent run is merged once longer than this and main/8
 
-    def __len__(self): return len(self.keys)
+    def __init__(self):
+        z = lambda t: np.zeros(0, t)
+        self.keys, self.ids, self.counts = z(np.uint64), z(np.int64), z(np.int64)         # main run (sorted by key)
+        self._keys, self._ids, self._counts = z(np.uint64), z(np.int64), z(np.int64)      # recent run (sorted by key)
+
+    def __len__(self): return len(self.keys) + len(self._keys)
+
+    @staticmethod
+    def _locate(run, u):
+        pos = np.searchsorted(run, u); ok = pos < len(run)
+        ok[ok] = run[pos[ok]] == u[ok]
+        return pos, ok
+
+    def _merge(self):
+        "Fold the recent run into the main one (one O(vocabulary) pass)."
+        if not len(self._keys): return
+        at = np.searchsorted(self.keys, self._keys)
+        self.keys, self.ids, self.counts = (np.insert(m, at, r) for m, r in ((self.keys, self._keys), (self.ids, self._ids), (self.counts, self._counts)))
+        self._keys, self._ids, self._counts = self._keys[:0], self._ids[:0], self._counts[:0]
 
     def update(self, keys: np.ndarray, counts: Optional[np.ndarray] = None) -> np.ndarray:
         """Provisional ids (1-based, 0 for missing) of `keys`, adding new ones in first-appearance order.
@@ -238,33 +258,33 @@ class StreamingVocab:
         u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
         cnt = np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64) if counts is not None else np.bincount(inv, minlength=len(u))
         present = (u != 0) & (cnt > 0)
-        def locate():
-            pos = np.searchsorted(self.keys, u)
-            ok = pos < len(self.keys)
-            ok[ok] = self.keys[pos[ok]] == u[ok]
-            return pos, ok
-        pos, found = locate()
-        new = present & ~found
-        if new.any():
-            order = np.argsort(first[new], kind="stable")
-            new_ids = np.empty(int(new.sum()), np.int64); new_ids[order] = len(self.keys) + 1 + np.arange(len(order))
-            ins = np.searchsorted(self.keys, u[new])
-            self.keys = np.insert(self.keys, ins, u[new]); self.ids = np.insert(self.ids, ins, new_ids)
-            self.counts = np.insert(self.counts, ins, np.zeros(len(new_ids), np.int64))
-            pos, found = locate()
+        pos, in_main = self._locate(self.keys, u)
+        rest = present & ~in_main
+        rpos, in_recent = self._locate(self._keys, u[rest])
+        new = ~in_recent
+        if new.any():                                  # into the recent run, ids in order of first appearance
+            nu = u[rest][new]; order = np.argsort(first[rest][new], kind="stable")
+            new_ids = np.empty(len(nu), np.int64); new_ids[order] = len(self) + 1 + np.arange(len(nu))
+            at = np.searchsorted(self._keys, nu)
+            self._keys, self._ids = np.insert(self._keys, at, nu), np.insert(self._ids, at, new_ids)
+            self._counts = np.insert(self._counts, at, np.zeros(len(nu), np.int64))
+            rpos, _ = self._locate(self._keys, u[rest])
         ids_u = np.zeros(len(u), np.int64)
-        ids_u[present] = self.ids[pos[present]]
-        self.counts[pos[present]] += cnt[present]          # u is unique: no repeated index
+        m = present & in_main
+        ids_u[m] = self.ids[pos[m]]; self.counts[pos[m]] += cnt[m]            # u is unique: no repeated index
+        ids_u[rest] = self._ids[rpos]; self._counts[rpos] += cnt[rest]
+        if len(self._keys) > max(self.recent_min, len(self.keys) // 8): self._merge()
         return ids_u[inv]
 
     def finalize(self, min_count: int) -> tuple[np.ndarray, int]:
         "(remap table from provisional id to final id, cardinality). Rare ids → 0; kept ids stay in first-appearance order."
+        self._merge()
         by_id = np.zeros(len(self.keys) + 1, np.int64); by_id[self.ids] = self.counts
         keep = by_id >= min_count; keep[0] = False
         remap = np.zeros(len(by_id), np.int64); remap[keep] = np.arange(1, int(keep.sum()) + 1)
         return remap, int(keep.sum()) + 1
 
-# %% ../nbs/01_data.ipynb #db376517
+# %% ../nbs/01_data.ipynb #f023ad0c
 @dataclass
 class DelimitedFormat:
     "Column layout of a delimited CTR file."
