@@ -224,7 +224,7 @@ def hash_ids(keys: np.ndarray, hash_size: int) -> np.ndarray:
     r += np.uint64(1); r[keys == 0] = 0
     return r.view(np.int64)
 
-# %% ../nbs/01_data.ipynb #27c672d0
+# %% ../nbs/01_data.ipynb #c14379ef
 class StreamingVocab:
     """Vocabulary over uint64 keys built block by block: provisional ids by first appearance, counts, min-count remap.
     Keys live in two sorted runs: a large main run and a small recent one that new keys are inserted into; the recent
