@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(64, ge=1, help="streaming block size in MB")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #de6ade21
+# %% ../nbs/01_data.ipynb #f339f708
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 def _string_buffers(a: pa.Array):
@@ -103,28 +103,29 @@ def _fnv1a(mat: np.ndarray) -> np.ndarray:
     return h
 
 _U = np.uint64
-_ONES, _HIGH = _U(0x0101010101010101), _U(0x8080808080808080)
+
+def _hex_pair_table() -> np.ndarray:
+    """uint16 table over two bytes read as one little-endian `uint16` (first character in the low byte): the
+    byte value of the two hex digits (either case), or 0x100 where either byte is not a hex digit."""
+    v = np.full(256, -1, np.int32)
+    for chars, base in ((b"0123456789", 0), (b"abcdef", 10), (b"ABCDEF", 10)): v[np.frombuffer(chars, np.uint8)] = base + np.arange(len(chars))
+    first, second = v[np.arange(1 << 16) & 255], v[np.arange(1 << 16) >> 8]
+    return np.where((first >= 0) & (second >= 0), (first << 4) | second, 0x100).astype(np.uint16)
+_HEX_PAIRS = _hex_pair_table()
 
 def _hex_value(mat: np.ndarray):
     """(integer value of each row of a `[n, L]` byte matrix read as hex, L ≤ 15; mask of rows that are all hex
-    digits). SWAR: eight characters at a time as one uint64 word, so a row costs a few word operations."""
+    digits). Two characters at a time through a 64K-entry table (128 KB, cache-resident): one gather gives each
+    pair's byte, whose bytes read big-endian are the value; the table's 0x100 bit flags a non-hex pair. Criteo's
+    8-digit values: 4.7 ns a value here, against 8.6 ns for the SWAR word arithmetic this replaced."""
     n, L = mat.shape
     W = 1 if L <= 8 else 2
-    if L == 8 * W and mat.flags.c_contiguous: w = mat.view("<u8")            # Criteo's 8-digit values: no copy
-    else:
-        pad = np.full((n, 8 * W), 0x30, np.uint8); pad[:, 8 * W - L:] = mat; w = pad.view("<u8")   # left-pad with '0'
-    with np.errstate(over="ignore"):
-        lo = w | _U(0x2020202020202020)                                           # lower-cased letters
-        ok = (w | _HIGH) - _U(0x30) * _ONES; ok &= (_U(0x39) * _ONES | _HIGH) - w      # high bit: byte in '0'..'9'
-        y = lo | _HIGH; y -= _U(0x61) * _ONES; y &= (_U(0x66) * _ONES | _HIGH) - lo     # high bit: byte in 'a'..'f'
-        ok |= y; ok &= _HIGH
-        okr = (ok == _HIGH) & ((w & _HIGH) == 0)                                  # (ASCII only: no borrows above)
-        okr = okr.all(axis=1) if W > 1 else okr[:, 0]
-        nib = w >> _U(6); nib &= _ONES; nib *= _U(9); nib += w & _U(0x0F0F0F0F0F0F0F0F)   # one nibble a byte
-        t = nib & _U(0x000F000F000F000F); t <<= _U(4); nib >>= _U(8); nib &= _U(0x000F000F000F000F); t |= nib
-        t |= t >> _U(8); t &= _U(0x0000FFFF0000FFFF); t |= t >> _U(16)          # 4 packed bytes, first pair lowest
-        t = t.astype(np.uint32).byteswap().astype(np.uint64)                     # first character most significant
-    return (t[:, 0] if W == 1 else (t[:, 0] << _U(32)) | t[:, 1]), okr
+    if L == 8 * W and mat.flags.c_contiguous: m = mat                         # Criteo's 8-digit values: no copy
+    else: m = np.full((n, 8 * W), 0x30, np.uint8); m[:, 8 * W - L:] = mat       # left-pad with '0'
+    pairs = np.take(_HEX_PAIRS, m.view(np.uint16))                            # [n, 4W]
+    ok = (pairs.view("<u8") & _U(0x0100010001000100)) == 0
+    value = pairs.astype(np.uint8).view(f">u{4 * W}")[:, 0].astype(np.uint64)  # first character most significant
+    return value, (ok[:, 0] if W == 1 else ok.all(axis=1))
 
 def string_keys(a: pa.Array, hex_ints: bool = False, raw8: bool = False) -> np.ndarray:
     """uint64 key of each string (or binary) value in `a` (nulls → 0). `hex_ints`: pure-hex strings of ≤15
@@ -177,36 +178,45 @@ def _fixed_keys(a: pa.Array, hex_ints: bool, raw8: bool = False) -> np.ndarray:
     return k
 
 def column_categories(col, hex_ints: bool = False, raw8: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(keys of the distinct values, index of each row into them; -1 for null), distinct values in order of
-    first appearance. Dictionary-encoded columns (as the CSV reader makes them) key each distinct value once;
-    others are keyed row by row and the keys dictionary-encoded (arrow's hash table on 8-byte integers)."""
+    """(keys of the distinct values, index of each row into them), distinct values in order of first appearance;
+    a missing value is the key 0 (so `keys[index]` are the row keys, and no row needs a special case).
+    Dictionary-encoded columns (as the CSV reader makes them) key each distinct value once; others are keyed
+    row by row and the keys dictionary-encoded (arrow's hash table on 8-byte integers). Indices are int32."""
     if raw8 and not hex_ints and pa.types.is_fixed_size_binary(col.type) and col.type.byte_width == 8: return _raw8_categories(col)
     if not pa.types.is_dictionary(col.type): return _encode_keys(column_keys(col, hex_ints, raw8))
     if isinstance(col, pa.ChunkedArray):   # per-chunk dictionaries, concatenated (a value may repeat across chunks)
-        parts = [column_categories(c, hex_ints, raw8) for c in col.chunks] or [(np.zeros(0, np.uint64), np.zeros(0, np.int64))]
+        parts = [column_categories(c, hex_ints, raw8) for c in col.chunks] or [(np.zeros(0, np.uint64), np.zeros(0, np.int32))]
         offs = np.cumsum([0] + [len(dk) for dk, _ in parts[:-1]])
-        return (np.concatenate([dk for dk, _ in parts]),
-                np.concatenate([np.where(idx >= 0, idx + o, -1) for (_, idx), o in zip(parts, offs)]))
-    dk = string_keys(col.dictionary, hex_ints, raw8)
-    idx = col.indices
-    return dk, np.asarray(idx.fill_null(-1) if idx.null_count else idx, dtype=np.int64)
+        return np.concatenate([dk for dk, _ in parts]), np.concatenate([idx + np.int32(o) for (_, idx), o in zip(parts, offs)])
+    dk, idx = string_keys(col.dictionary, hex_ints, raw8), col.indices
+    if idx.null_count: dk, idx = np.append(dk, np.uint64(0)), idx.fill_null(len(dk))   # missing: one more entry, key 0
+    return dk, _int32_values(idx.cast(pa.int32()))
+
+def _int32_values(a: pa.Array) -> np.ndarray:
+    "The values of an int32 array without nulls, as a NumPy view of its buffer."
+    return np.frombuffer(a.buffers()[1], np.int32, len(a), a.offset * 4)
 
 def _encode_keys(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "`column_categories` of row keys (key 0, missing → index −1)."
-    e = pc.dictionary_encode(pa.array(k, type=pa.uint64(), mask=(k == 0) if len(k) and not k.all() else None)); idx = e.indices
-    return np.asarray(e.dictionary, dtype=np.uint64), np.asarray(idx.fill_null(-1) if idx.null_count else idx, dtype=np.int64)
+    "`column_categories` of row keys (0: missing, a key like any other here)."
+    e = pc.dictionary_encode(pa.array(k, type=pa.uint64()))
+    return np.asarray(e.dictionary, dtype=np.uint64), _int32_values(e.indices)
 
 def _raw8_categories(col) -> tuple[np.ndarray, np.ndarray]:
     """`column_categories` of 8-byte fixed-width values keyed by their bytes: the value buffer is read as uint64
-    keys in place (no copy, the column's own validity bitmap) and dictionary-encoded over all chunks at once."""
+    keys in place (no copy, the column's own validity bitmap) and dictionary-encoded over all chunks at once,
+    missing values as one more dictionary entry (`null_encoding="encode"`), so the indices have no nulls and
+    are read in place too (no `fill_null` and no int64 copy: 2M Criteo rows, the vocabulary's per-field work
+    ~0.19 → ~0.18 s a block, measured on one block)."""
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     keys = pa.chunked_array([pa.Array.from_buffers(pa.uint64(), len(c), c.buffers()[:2], null_count=c.null_count, offset=c.offset)
                              for c in chunks], pa.uint64())
-    e = pc.dictionary_encode(keys)                    # one dictionary for every chunk (arrow unifies them)
-    if not e.num_chunks: return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    dk = np.array(e.chunk(0).dictionary, dtype=np.uint64); dk[dk == 0] = 1   # as `string_keys`: 0 means missing
-    idx = [c.indices for c in e.chunks]
-    return dk, np.concatenate([np.asarray(i.fill_null(-1) if i.null_count else i, dtype=np.int64) for i in idx])
+    e = pc.dictionary_encode(keys, null_encoding="encode")    # one dictionary for every chunk (arrow unifies them)
+    if not e.num_chunks: return np.zeros(0, np.uint64), np.zeros(0, np.int32)
+    d = e.chunk(0).dictionary
+    dk = np.frombuffer(d.buffers()[1], np.uint64, len(d), d.offset * 8).copy()
+    dk[dk == 0] = 1                                           # as `string_keys`: 0 means missing …
+    if d.null_count: dk[~np.asarray(d.is_valid())] = 0        # … which the null entry is
+    return dk, np.concatenate([_int32_values(c.indices) for c in e.chunks])
 
 def column_keys(col, hex_ints: bool = False, raw8: bool = False) -> np.ndarray:
     """Key of every row of a string column (0 for null). A dictionary-encoded column hashes each distinct
@@ -215,7 +225,7 @@ def column_keys(col, hex_ints: bool = False, raw8: bool = False) -> np.ndarray:
         return np.concatenate([column_keys(c, hex_ints, raw8) for c in col.chunks]) if col.num_chunks else np.zeros(0, np.uint64)
     if not pa.types.is_dictionary(col.type): return string_keys(col, hex_ints, raw8)
     dk, idx = column_categories(col, hex_ints, raw8)
-    return np.where(idx >= 0, dk[np.maximum(idx, 0)] if len(dk) else 0, 0).astype(np.uint64)
+    return dk[idx]
 
 def hash_ids(keys: np.ndarray, hash_size: int) -> np.ndarray:
     "Hash encoding of keys: `1 + key mod (hash_size − 1)`, 0 for missing (key 0)."
@@ -558,7 +568,7 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #b53a77b3
+# %% ../nbs/01_data.ipynb #c25bc633
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
     """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
     one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
@@ -606,10 +616,10 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
             for j, c in enumerate(cats):
                 if vocabs is None: sparse[:, j] = c; continue          # hash ids, final already
                 dk, idx = c
-                ids = vocabs[j].update(dk, np.bincount(idx[idx >= 0], minlength=len(dk)))
+                ids = vocabs[j].update(dk, np.bincount(idx, minlength=len(dk)))      # the missing entry (key 0) gets id 0
                 if len(vocabs[j]) >= 2**31 - 1:
                     raise DataError(f"{path}: field {_sparse_names(fmt)[j]} has over 2^31 distinct values; use encoding='hash'")
-                sparse[:, j] = np.concatenate([np.zeros(1, ids.dtype), ids])[idx + 1]   # one gather; null (−1) → 0
+                sparse[:, j] = np.take(ids, idx)
             sink.write(dense, sparse, lab)
             bar.update(1); bar.set_postfix(rows=sink.rows)
     lines = np.sort(np.concatenate(bad_lines)) if bad_lines else np.zeros(0, np.int64)
