@@ -84,7 +84,7 @@ class DataOptions(Config):
     block_mb: int = param(24, ge=1, help="streaming block size in MB (24: fastest here, see the streaming reader)")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
 
-# %% ../nbs/01_data.ipynb #71375946
+# %% ../nbs/01_data.ipynb #23170507
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 def _string_buffers(a: pa.Array):
@@ -234,7 +234,7 @@ def hash_ids(keys: np.ndarray, hash_size: int) -> np.ndarray:
     r += np.uint64(1); r[keys == 0] = 0
     return r.view(np.int64)
 
-# %% ../nbs/01_data.ipynb #e07f124a
+# %% ../nbs/01_data.ipynb #17935699
 class StreamingVocab:
     """Vocabulary over uint64 keys built block by block: provisional ids by first appearance, counts, min-count remap.
     Keys live in two sorted runs: a large main run and a small recent one that new keys are inserted into; the recent
@@ -262,11 +262,18 @@ class StreamingVocab:
         self.keys, self.ids, self.counts = (np.insert(m, at, r) for m, r in ((self.keys, self._keys), (self.ids, self._ids), (self.counts, self._counts)))
         self._keys, self._ids, self._counts = self._keys[:0], self._ids[:0], self._counts[:0]
 
-    def update(self, keys: np.ndarray, counts: Optional[np.ndarray] = None) -> np.ndarray:
+    def update(self, keys: np.ndarray, counts: Optional[np.ndarray] = None, distinct: bool = False) -> np.ndarray:
         """Provisional ids (1-based, 0 for missing) of `keys`, adding new ones in first-appearance order.
-        `counts`: occurrences of each key (when `keys` are a block's distinct values); default 1 each."""
-        u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-        cnt = np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64) if counts is not None else np.bincount(inv, minlength=len(u))
+        `counts`: occurrences of each key (when `keys` are a block's distinct values); default 1 each.
+        `distinct`: the caller guarantees `keys` has no repeats (a block's dictionary), so one argsort replaces
+        `np.unique` and its weighted `bincount`."""
+        if distinct:
+            first = np.argsort(keys); u = keys[first]
+            inv = np.empty(len(first), np.intp); inv[first] = np.arange(len(first))
+            cnt = np.asarray(counts, np.int64)[first] if counts is not None else np.ones(len(u), np.int64)
+        else:
+            u, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+            cnt = np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64) if counts is not None else np.bincount(inv, minlength=len(u))
         present = (u != 0) & (cnt > 0)
         pos, in_main = self._locate(self.keys, u)
         rest = present & ~in_main
@@ -346,7 +353,7 @@ def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
     if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
     return good, bad, counts
 
-# %% ../nbs/01_data.ipynb #eec86be0
+# %% ../nbs/01_data.ipynb #dae6c1f5
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
@@ -568,7 +575,7 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #89c1bde3
+# %% ../nbs/01_data.ipynb #fe725ff6
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
     """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
     one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
@@ -616,7 +623,7 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
             for j, c in enumerate(cats):
                 if vocabs is None: sparse[:, j] = c; continue          # hash ids, final already
                 dk, idx = c
-                ids = vocabs[j].update(dk, np.bincount(idx, minlength=len(dk)))      # the missing entry (key 0) gets id 0
+                ids = vocabs[j].update(dk, np.bincount(idx, minlength=len(dk)), distinct=True)   # the missing entry (key 0) gets id 0
                 if len(vocabs[j]) >= 2**31 - 1:
                     raise DataError(f"{path}: field {_sparse_names(fmt)[j]} has over 2^31 distinct values; use encoding='hash'")
                 sparse[:, j] = np.take(ids, idx)
@@ -663,7 +670,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
     if final.exists(): shutil.rmtree(final)
     os.replace(partial, final)
 
-# %% ../nbs/01_data.ipynb #e489d76d
+# %% ../nbs/01_data.ipynb #5489e0df
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
