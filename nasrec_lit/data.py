@@ -19,9 +19,10 @@ from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cach
 # %% auto #0
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
            'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'hash_ids',
-           'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'load_cached',
-           'read_delimited', 'load_cached_from', 'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss',
-           'parse_data_spec', 'load_data', 'split_indices', 'time_split', 'ArrayLoader', 'CTRDataModule']
+           'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
+           'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'read_movielens', 'SyntheticConfig',
+           'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices', 'time_split',
+           'ArrayLoader', 'CTRDataModule']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -353,7 +354,7 @@ def scan_lines(path, delimiter: str, expected_fields: int, header: bool):
     if header: good, bad = good[good > 1], bad[bad > 1]; counts.pop(1, None)
     return good, bad, counts
 
-# %% ../nbs/01_data.ipynb #93b97d90
+# %% ../nbs/01_data.ipynb #34ec97a9
 _NUM_RE = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 _INT_RE = r"^\s*[-+]?\d+\s*$"
 
@@ -395,11 +396,13 @@ def _dense_column(col, log: bool):
 def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Optional[np.ndarray] = None):
     """One block → (dense float32 [n,D], sparse codes, label float32, bad mask, reasons). Sparse codes, per
     field: the final int64 ids `[n]` with the hash encoding; (distinct keys, row indices) for the vocabulary.
-    `dense_out`: a float32 `[≥n, D]` buffer to fill (the reader reuses two, so no fresh pages every block)."""
+    `dense_out`: a float32 `[≥n, D]` buffer to fill (the reader reuses a few, so no fresh pages every block)."""
+    dense, lab, bad, reasons = convert_dense(batch, fmt, opts, dense_out)
+    return dense, convert_sparse(batch, fmt, opts), lab, bad, reasons
+
+def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Optional[np.ndarray] = None):
+    "The dense and label half of `convert_block`: (dense, label, bad mask, reasons)."
     n = batch.num_rows
-    hashing = opts.encoding == "hash"
-    def codes(col, hex_ints):
-        return hash_ids(column_keys(col, hex_ints), opts.hash_size) if hashing else column_categories(col, hex_ints, raw8=True)
     bad = np.zeros(n, bool); reasons = {}
     lab_raw, lab_bad = _numeric(batch.column(fmt.label), _INT_RE)
     lab = np.full(n, np.nan, np.float32)
@@ -411,6 +414,13 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
         x, b = _dense_column(batch.column(name), opts.dense_transform == "log")
         if b.any(): reasons[f"field {name}: non-numeric or non-finite value"] = b; bad |= b
         dense[:, j] = x
+    return dense, lab, bad, reasons
+
+def convert_sparse(batch, fmt: DelimitedFormat, opts: DataOptions) -> list:
+    "The categorical half of `convert_block`: the sparse codes of each field."
+    hashing = opts.encoding == "hash"
+    def codes(col, hex_ints):
+        return hash_ids(column_keys(col, hex_ints), opts.hash_size) if hashing else column_categories(col, hex_ints, raw8=True)
     cats = []
     for name in fmt.sparse:
         col = batch.column(name)
@@ -427,7 +437,7 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
         day = pc.strptime(pc.binary_join_element_wise(pa.scalar("20"), pc.utf8_slice_codeunits(hs, 0, 6), ""), format="%Y%m%d", unit="s", error_is_null=True)
         cats[0] = codes(hh, False)
         cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False))
-    return dense, cats, lab, bad, reasons
+    return cats
 
 # %% ../nbs/01_data.ipynb #58450d3d
 READER_VERSION = 5
@@ -575,29 +585,41 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #fe725ff6
+# %% ../nbs/01_data.ipynb #dfdea7f1
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
-    """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) while this
-    one is encoded (NumPy). Returns False if the typed fast path failed (caller retries with typed=False)."""
+    """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) and its dense
+    columns and labels converted on a worker while this thread encodes this one's categoricals (NumPy, arrow's
+    hash table) and updates the vocabularies. Returns False if the typed fast path failed (caller retries with
+    typed=False)."""
     from concurrent.futures import ThreadPoolExecutor
     names, types, include, header = _read_options(fmt, opts, typed, path)
     ncols = len(names)
     pieces, lines_at = _chunks(path, opts.block_mb << 20, header), _LineCounter(path)
     written0, rows_seen, bad_lines, nblocks = sink.rows, 0, [], 0
-    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 2
+    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 3
+
+    def parse_dense(body, k):                         # on the worker: dense buffer k is free (3 in turn: worker, here, sink)
+        batch, invalid = _parse(body, names, types, include, fmt)
+        if isinstance(batch, Exception): return batch, invalid, None
+        if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
+        return batch, invalid, convert_dense(batch, fmt, opts, scratch_dense[k])
+
     with ThreadPoolExecutor(1) as pool:
-        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(_parse, nxt[1], names, types, include, fmt)) if nxt else None)(next(pieces, None))
-        cur = submit()
+        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(parse_dense, nxt[1], (nblocks + 1) % 3)) if nxt else None)(next(pieces, None))
+        cur = (lambda nxt: (nxt[0], nxt[1], pool.submit(parse_dense, nxt[1], 0)) if nxt else None)(next(pieces, None))
         while cur is not None:
             off0, body, fut = cur
-            batch, invalid = fut.result()
+            batch, invalid, dense_part = fut.result()
             cur = submit()
             if isinstance(batch, Exception):
                 if typed: return False
                 raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+            dense, lab, bad, reasons = dense_part
             if opts.max_rows is not None:
                 if rows_seen >= opts.max_rows: break
-                if rows_seen + batch.num_rows > opts.max_rows: batch = batch.slice(0, opts.max_rows - rows_seen)
+                if rows_seen + batch.num_rows > opts.max_rows:
+                    m = opts.max_rows - rows_seen; batch = batch.slice(0, m)
+                    dense, lab, bad, reasons = dense[:m], lab[:m], bad[:m], {r: v[:m] for r, v in reasons.items()}
             rows_seen += batch.num_rows
             good_lines = None
             if invalid:
@@ -606,9 +628,8 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
                     ln = int(wrong[0])
                     raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln, invalid[0])} (use skip_bad_rows to drop such rows)")
                 bad_lines.append(wrong)
-            k = nblocks % 2; nblocks += 1             # two buffers of each kind, reused in turn (the sink may still be writing the other)
-            if len(scratch_dense[k]) < batch.num_rows: scratch_dense[k] = np.empty((batch.num_rows, len(fmt.dense)), np.float32)
-            dense, cats, lab, bad, reasons = convert_block(batch, fmt, opts, scratch_dense[k])
+            k = nblocks % 2; nblocks += 1             # two sparse buffers, reused in turn (the sink may still be writing the other)
+            cats = convert_sparse(batch, fmt, opts)
             if bad.any():
                 if good_lines is None: good_lines = scan_bytes(bytes(body), fmt.delimiter, ncols, lines_at.at(off0))[0]
                 rows = np.flatnonzero(bad)
