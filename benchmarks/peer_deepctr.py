@@ -6,7 +6,9 @@ DNN weights from N(0, 1e-4²), DeepCTR's default; `--init-std 0` keeps ours, Xav
 also adds an L2 penalty of 1e-5 on its embedding tables, which ours does not), same optimiser (Adam, lr 1e-3), batch size
 and epochs, trained one after the other in this process on the same cores, `--repeats` times interleaved
 (the medians are reported: the speed of this shared-VM CPU drifts by 10-30% within minutes; the ratio is the
-median of ours/peer within each repeat, where the two ran back to back). Neither validates during
+median of ours/peer within each repeat, where the two ran back to back). Ours runs `--steps-per-call` (default 8)
+optimizer steps per Lightning step (`TrainConfig.steps_per_call`: the same updates in the same order, with the
+loop's per-step overhead paid once a group). Neither validates during
 training (the peer's `fit` with `validation_split=0`, ours with `TrainConfig(val_each_epoch=False)`): both keep
 the last epoch, and the timed work is the same. Prints each one's training
 samples/s and test logloss/AUC; the last line is
@@ -41,13 +43,14 @@ def main():
     ap.add_argument("--emb-dim", type=int, default=16); ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--init-std", type=float, default=1e-4, help="N(0, s^2) embeddings and MLP weights as the peer; 0: our defaults")
     ap.add_argument("--repeats", type=int, default=3, help="train each side this many times, interleaved; medians are reported")
+    ap.add_argument("--steps-per-call", type=int, default=8, help="ours: optimizer steps per Lightning step (TrainConfig.steps_per_call; same updates, less loop overhead); 1: one step per call")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     from nasrec_lit.data import load_data, split_indices
     from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
     from nasrec_lit.blocks import ctr_metrics
     data = load_data(a.data); tr, va, te = split_indices(data, seed=a.seed)
-    print(f"data {data}: train {len(tr)} val {len(va)} test {len(te)}; epochs {a.epochs}, batch {a.batch_size}, Adam lr {a.lr}, emb {a.emb_dim}")
+    print(f"data {data}: train {len(tr)} val {len(va)} test {len(te)}; epochs {a.epochs}, batch {a.batch_size}, Adam lr {a.lr}, emb {a.emb_dim}; ours: steps_per_call {a.steps_per_call}")
 
     # --- peer: DeepCTR-Torch DeepFM -------------------------------------------------------------
     dct, SparseFeat, PeerDeepFM = import_deepctr()
@@ -69,7 +72,7 @@ def main():
         model = build_model("deepfm", data.schema(), OptimConfig(optimizer="adam", lr=a.lr), emb_dim=a.emb_dim, hidden=(256, 128),
                             init_std=a.init_std or None)
         r = fit(model, data, TrainConfig(epochs=a.epochs, batch_size=a.batch_size, seed=seed, progress=False, checkpoints=False,
-                                         val_each_epoch=False, select_best=False), splits=(tr, va, te))
+                                         val_each_epoch=False, select_best=False, steps_per_call=a.steps_per_call), splits=(tr, va, te))
         return len(tr) * a.epochs / r["train_seconds"], dict(logloss=r["test_logloss"], auc=r["test_auc"])
 
     # --- context: the compute floor of this model on this machine (a bare PyTorch loop, no framework) -------------
