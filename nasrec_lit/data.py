@@ -585,7 +585,7 @@ class _Sink:
             self.pool.shutdown()
             for f in self.f.values(): f.flush(); os.fsync(f.fileno()); f.close()
 
-# %% ../nbs/01_data.ipynb #dfdea7f1
+# %% ../nbs/01_data.ipynb #9d098d29
 def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sink, vocabs, typed: bool, bar, report):
     """Read one file into the sink, piece by piece; the next piece is parsed (pyarrow threads) and its dense
     columns and labels converted on a worker while this thread encodes this one's categoricals (NumPy, arrow's
@@ -605,12 +605,12 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
         return batch, invalid, convert_dense(batch, fmt, opts, scratch_dense[k])
 
     with ThreadPoolExecutor(1) as pool:
-        submit = lambda: (lambda nxt: (nxt[0], nxt[1], pool.submit(parse_dense, nxt[1], (nblocks + 1) % 3)) if nxt else None)(next(pieces, None))
-        cur = (lambda nxt: (nxt[0], nxt[1], pool.submit(parse_dense, nxt[1], 0)) if nxt else None)(next(pieces, None))
+        submit = lambda k: (lambda nxt: (nxt[0], nxt[1], pool.submit(parse_dense, nxt[1], k)) if nxt else None)(next(pieces, None))
+        cur = submit(0)                               # piece i uses dense buffer i % 3
         while cur is not None:
             off0, body, fut = cur
             batch, invalid, dense_part = fut.result()
-            cur = submit()
+            cur = submit((nblocks + 1) % 3)
             if isinstance(batch, Exception):
                 if typed: return False
                 raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
