@@ -904,7 +904,7 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
 
-# %% ../nbs/01_data.ipynb #da07287c
+# %% ../nbs/01_data.ipynb #87d60545
 import torch
 import lightning as L
 
@@ -917,9 +917,11 @@ class ArrayLoader:
         self._contig = indices is None and not shuffle
     def __len__(self):
         n = len(self.indices); return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+    def order(self, epoch: int) -> np.ndarray:
+        "Row indices in the order epoch `epoch` (0-based) visits them: a fresh permutation of `indices` each epoch when shuffling."
+        return self.indices[np.random.default_rng(self.seed + epoch).permutation(len(self.indices))] if self.shuffle else self.indices
     def __iter__(self):
-        idx = self.indices
-        if self.shuffle: idx = idx[np.random.default_rng(self.seed + self.epoch).permutation(len(idx))]
+        idx = self.order(self.epoch)
         self.epoch += 1
         d = self.data
         for s in range(0, len(idx), self.batch_size):
