@@ -691,7 +691,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
     if final.exists(): shutil.rmtree(final)
     os.replace(partial, final)
 
-# %% ../nbs/01_data.ipynb #5489e0df
+# %% ../nbs/01_data.ipynb #a7ffbc30
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
@@ -751,6 +751,7 @@ def _apply_vocab(folder: Path, n: int, remaps: list, block_mb: int, workers: int
             b += offset; np.take(table, b, out=o)
             mv, at = memoryview(o).cast("B"), s * F * 8
             while len(mv): k = os.pwrite(fd, mv, at); mv, at = mv[k:], at + k
+            _start_writeback(fd, s * F * 8, o.nbytes)          # so the closing fsync has little left to wait for
     try:
         cuts = [min(n, -(-n // workers // step) * step * w) for w in range(workers + 1)]     # shares in whole blocks
         from concurrent.futures import ThreadPoolExecutor
