@@ -108,3 +108,19 @@ def test_train_loss_reaches_the_logger_every_n_steps(tmp_path, monkeypatch):
     steps = sorted(int(r["step"]) for r in rows if r.get("train_loss"))
     assert steps == [9, 19, 29, 39, 49], steps      # 26 batches an epoch, 52 steps: every 10th is written
     assert sum(1 for r in rows if r.get("val_logloss")) == 2
+
+
+@pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
+def test_peer_benchmark_runs_paired(tmp_path):
+    """benchmarks/peer_deepctr.py end to end, tiny (2 repeats of 1 epoch): the paired protocol (ours starts from the
+    peer's weights, checked inside the script, and the peer trains on ours' batch order) and the contract line."""
+    import importlib.util, re
+    if importlib.util.find_spec("deepctr_torch") is None: pytest.skip("the bench extra (deepctr-torch) is not installed")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "peer_deepctr.py"
+    out = subprocess.run([sys.executable, str(script), "--repeats", "2", "--epochs", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    last = out.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"throughput_ratio=([\d.]+) ours_logloss=([\d.]+) peer_logloss=([\d.]+)", last)
+    assert m and float(m[1]) > 0, last
+    assert "paired: same initial weights and batch order" in out.stdout
+    assert abs(float(m[2]) - float(m[3])) < 0.003        # same start, same batches: only the implementations differ
