@@ -4,16 +4,19 @@ Same data (Frappe validation+test pooled, random 8:1:1 split, seed 2024, min-cou
 architecture (embedding dim 16, DNN 256-128, FM + linear) and initialisation (`--init-std 1e-4`: embeddings and
 DNN weights from N(0, 1e-4²), DeepCTR's default; `--init-std 0` keeps ours, Xavier-uniform embeddings; the peer
 also adds an L2 penalty of 1e-5 on its embedding tables, which ours does not), same optimiser (Adam, lr 1e-3), batch size
-and epochs, trained one after the other in this process on the same cores, `--repeats` times interleaved.
+and epochs, trained one after the other in this process on the same cores, `--repeats` times interleaved
+(the medians are reported: the speed of this shared-VM CPU drifts by 10-30% within minutes; the ratio is the
+median of ours/peer within each repeat, where the two ran back to back).
 
 Paired by default: in each repeat ours starts from the peer's initial weights (copied, then checked by comparing
-the two models' predictions) and the peer trains on ours' batches in ours' order (`ArrayLoader.order`, one
-`fit(shuffle=False)` call per epoch), so the two test log losses differ only by the implementations. Unpaired
-(`--independent`), each side draws its own initialisation and shuffles, and a repeat's log loss varies by ~0.003
-with them (Frappe DeepFM, 12 seeds: sd 0.0036 ours, 0.0016 peer), so the mean over a few repeats says little
-about "no worse"; paired, the difference per repeat had sd 0.0007 over 10 seeds
-(the medians are reported: the speed of this shared-VM CPU drifts by 10-30% within minutes; the ratio is the
-median of ours/peer within each repeat, where the two ran back to back). Ours runs `--steps-per-call` (default 8)
+the two models' predictions; `--init-std` then only matters with `--independent`) and the peer trains on ours'
+batches in ours' order (`ArrayLoader.order`, one `fit(shuffle=False)` call per epoch), so the two test log losses
+differ only by the implementations. Unpaired (`--independent`), each side draws its own initialisation and
+shuffles, and a repeat's log loss varies by ~0.003 with them (Frappe DeepFM, 12 seeds: sd 0.0036 ours, 0.0016
+peer), so the mean over a few repeats says little about "no worse"; paired, the difference per repeat had sd
+0.0007 over 10 seeds.
+
+Ours runs `--steps-per-call` (default 8)
 optimizer steps per Lightning step (`TrainConfig.steps_per_call`: the same updates in the same order, with the
 loop's per-step overhead paid once a group). Neither validates during
 training (the peer's `fit` with `validation_split=0`, ours with `TrainConfig(val_each_epoch=False)`): both keep
@@ -110,7 +113,7 @@ def main():
 
     # --- context: the compute floor of this model on this machine (a bare PyTorch loop, no framework) -------------
     import torch.nn.functional as F
-    def bare_run(seed, peer):
+    def bare_run(seed):
         torch.manual_seed(seed)
         bare = build_model("deepfm", data.schema(), emb_dim=a.emb_dim, hidden=(256, 128), init_std=a.init_std or None)
         opt = torch.optim.Adam(bare.parameters(), lr=a.lr, fused=True); loader = ArrayLoader(data.subset(tr), batch_size=a.batch_size, shuffle=True)
@@ -128,7 +131,7 @@ def main():
         line = f"repeat {rep + 1} (seed {a.seed + rep}):"
         seed = a.seed + rep
         peer = new_peer(seed); init = None if a.independent else new_peer(seed)    # a twin of the peer's initial weights for ours
-        for k, f in (("peer", lambda: peer_run(seed, peer)), ("ours", lambda: ours_run(seed, init)), ("bare", lambda: bare_run(seed, None))):
+        for k, f in (("peer", lambda: peer_run(seed, peer)), ("ours", lambda: ours_run(seed, init)), ("bare", lambda: bare_run(seed))):
             v, m = f(); sps[k].append(v)
             if m is not None: metrics[k].append(m); line += f"  {k} {v:8.0f} samples/s logloss {m['logloss']:.4f}"
             else: line += f"  {k} {v:8.0f} samples/s"
