@@ -57,10 +57,9 @@ def main():
     ap.add_argument("--steps-per-call", type=int, default=8, help="ours: optimizer steps per Lightning step (TrainConfig.steps_per_call; same updates, less loop overhead); 1: one step per call")
     a = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    from nasrec_lit.data import load_data, split_indices
+    from nasrec_lit.data import load_data, split_indices, ArrayLoader
     from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
     from nasrec_lit.blocks import ctr_metrics
-    from nasrec_lit.data import ArrayLoader
     data = load_data(a.data); tr, va, te = split_indices(data, seed=a.seed)
     print(f"data {data}: train {len(tr)} val {len(va)} test {len(te)}; epochs {a.epochs}, batch {a.batch_size}, Adam lr {a.lr}, emb {a.emb_dim}; ours: steps_per_call {a.steps_per_call}")
 
