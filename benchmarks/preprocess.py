@@ -10,9 +10,10 @@ categorical fields drawn from Zipf vocabularies of realistic sizes), then, each 
              competent pandas user would (vectorized log1p, `pd.factorize` + `np.bincount` for the
              min-count vocabulary, no per-row Python), arrays saved with `np.save`.
 Ours and pandas run `--repeats` times, interleaved (the machine's speed drifts), and the medians are
-reported. The generated file is kept in `$TMPDIR/nasrec-pre-data/` and reused by later runs (it is
-deterministic: seed 0), and flushed to disk before any timing (`os.sync`) so its own write-back does not
-land inside a timed run. It checks that both produce identical arrays, then prints
+reported; the ratio within each back-to-back pair and its median are printed beside them. The generated
+file is kept in `$TMPDIR/nasrec-pre-data/` and reused by later runs (it is deterministic: seed 0), and flushed
+to disk before any timing (`os.sync`) so its own write-back does not land inside a timed run. It checks
+that both produce identical arrays, then prints
 `rows=<N> ratio_vs_pandas=<x> mb_per_s=<y> floor_mb_per_s=<z> peak_rss_mb=<m>` (peak RSS of ours).
 Run at two sizes to see how memory grows with N. With `--encoding hash` (NASRec's encoding: no
 vocabulary, so nothing grows with the data) both sides hash instead: ours hex→int mod table size, pandas
@@ -133,6 +134,9 @@ def main():
            for m, v in runs.items()}
     for m in res:
         print(f"{m:7s} {res[m]['seconds']:8.2f}s  {mb / res[m]['seconds']:8.1f} MB/s  peak RSS {res[m]['peak_rss_mb']:8.0f} MB  (median of {len(runs[m])})")
+    pair = np.array([p["seconds"] / o["seconds"] for o, p in zip(runs["ours"], runs["pandas"])])   # each pandas run follows its ours run
+    print(f"pandas/ours within each repeat: {' '.join(f'{r:.2f}' for r in pair)}; median {np.median(pair):.2f} "
+          f"(the contract line's ratio is the ratio of the medians: {res['pandas']['seconds'] / res['ours']['seconds']:.2f})")
     last = a.repeats - 1
     same = all(np.array_equal(np.load(tmp / f"ours-{last}" / f"ours_{k}_sample.npy"), np.load(tmp / f"pandas-{last}" / f"pandas_{k}_sample.npy"))
                for k in (("sparse", "dense") if a.encoding == "vocab" else ("dense",)))

@@ -223,3 +223,22 @@ def test_synthetic_bayes_is_a_floor():
     assert bayes_logloss(d) < -(base * np.log(base) + (1 - base) * np.log(1 - base))
     tr, va, te = split_indices(d, seed=0, stratify=True)
     assert abs(d.label[te].mean() - base) < 2e-3
+
+
+@pytest.mark.parametrize("encoding,repeats", [("vocab", 2), ("hash", 1)])
+def test_preprocess_benchmark_runs(tmp_path, encoding, repeats):
+    """benchmarks/preprocess.py end to end, tiny (20k rows): it writes its Criteo-format file, checks
+    that ours and pandas agree, prints the per-pair ratios and ends with the contract line."""
+    import re
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess.py"
+    env = dict(os.environ, TMPDIR=str(tmp_path))                 # its data file and work folder go here
+    out = subprocess.run([sys.executable, str(script), "--rows", "20000", "--repeats", str(repeats), "--encoding", encoding],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-2000:])
+    assert (tmp_path / "nasrec-pre-data" / "criteo-20000-seed0.txt").stat().st_size > 1_000_000
+    assert "identical outputs" in out.stdout and "True" in out.stdout.split("identical outputs")[1].splitlines()[0]
+    pair = re.search(r"pandas/ours within each repeat: ([\d. ]+); median ([\d.]+)", out.stdout)
+    assert pair and len(pair[1].split()) == repeats, out.stdout
+    last = out.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"rows=20000 ratio_vs_pandas=([\d.]+) mb_per_s=([\d.]+) floor_mb_per_s=([\d.]+) peak_rss_mb=(\d+)", last)
+    assert m and all(float(v) > 0 for v in m.groups()), last
