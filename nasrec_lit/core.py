@@ -198,7 +198,7 @@ class RunDir:
     def read_result(self) -> dict: return json.loads((self.path/"result.json").read_text())
     def __repr__(self): return f"RunDir({str(self.path)!r})"
 
-# %% ../nbs/00_core.ipynb #2b10ee89
+# %% ../nbs/00_core.ipynb #2df99d09
 def make_logger(run: RunDir, project: str = "nasrec_lit", mode: Optional[str] = None, config: Optional[dict] = None):
     """Lightning logger for `run`: `WandbLogger` (offline unless `WANDB_MODE=online`), CSV if wandb is off or fails.
     `mode`: 'offline' | 'online' | 'disabled' | 'csv' (default: `$WANDB_MODE` or 'offline')."""
@@ -212,6 +212,9 @@ def make_logger(run: RunDir, project: str = "nasrec_lit", mode: Optional[str] = 
         os.environ.setdefault("WANDB_SILENT", "true")
         lg = WandbLogger(project=project, name=run.name, save_dir=str(run.path), offline=(mode != "online"),
                          config=config, settings=_wandb_settings())
+        # Lightning 2.6 always hands wandb.init `anonymous=None`, and wandb 0.31 then prints "The anonymous setting
+        # has no effect" (once a process, even when silent): the key is dropped before the run starts
+        if isinstance(getattr(lg, "_wandb_init", None), dict): lg._wandb_init.pop("anonymous", None)
         _ = lg.experiment  # start now, so a failure falls back here rather than mid-training
         return lg
     except Exception as e:  # wandb missing or unable to start: never lose the run over tracking

@@ -905,7 +905,7 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
 
-# %% ../nbs/01_data.ipynb #87d60545
+# %% ../nbs/01_data.ipynb #0b4d72de
 import torch
 import lightning as L
 
@@ -927,7 +927,8 @@ class ArrayLoader:
         d = self.data
         for s in range(0, len(idx), self.batch_size):
             if self.drop_last and s + self.batch_size > len(idx): break
-            if self._contig: sl = slice(s, s + self.batch_size); take = lambda a: np.asarray(a[sl])
+            if self._contig:                        # a view of the arrays; copied when read-only (a memory map), as torch needs
+                sl = slice(s, s + self.batch_size); take = lambda a: (lambda v: v if v.flags.writeable else v.copy())(np.asarray(a[sl]))
             elif isinstance(d.sparse, np.memmap):   # gather in file order (locality), return in the requested order
                 bi = idx[s:s + self.batch_size]; o = np.argsort(bi, kind="stable"); inv = np.empty_like(o); inv[o] = np.arange(len(o))
                 srt = bi[o]; take = lambda a: a[srt][inv]
