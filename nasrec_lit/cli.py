@@ -96,7 +96,7 @@ def data_prepare(data: str = typer.Option(..., "--data", help=DATA_HELP),
     console.print(table([dict(source=d.source, rows=len(d), seconds=round(time.time() - t0, 2), cached=str(d.report.get("cache")),
                               bad_rows=int(d.report.get("bad_rows", 0)))], title="prepared"))
 
-# %% ../nbs/90_cli.ipynb #25434dc2
+# %% ../nbs/90_cli.ipynb #304dbfd4
 @app.command("train")
 @guarded
 def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | dlrm | autoint | all"),
@@ -108,6 +108,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           encoding: str = typer.Option("vocab"), min_count: int = typer.Option(2), hash_size: int = typer.Option(500_000),
           skip_bad_rows: bool = typer.Option(False), accelerator: str = typer.Option("auto"), devices: str = typer.Option("auto"),
           strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp"),
+          steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
           tuned: bool = typer.Option(False, help="per-model optimiser/regularisation chosen on Frappe validation (baselines.TUNED)"),
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
     "Train one baseline (or `all`) on a data set and print test logloss/AUC/NE, FLOPs and params."
@@ -117,7 +118,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
     if bad: fail(f"--model: {bad} not in {list(MODELS)} or 'all'")
     d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, split_seed=split_seed, stratified=stratified, patience=patience,
-                      accelerator=accelerator, devices=devices, strategy=strategy)
+                      accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call)
     optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2)
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned)
     summary = RunDir(f"{name or d.source}-leaderboard-s{seed}", root=runs_dir, config=dict(models=models, train=cfg.to_dict(), optim=optim.to_dict(), data=data))
@@ -173,7 +174,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
     return rows
 
-# %% ../nbs/90_cli.ipynb #bc276f84
+# %% ../nbs/90_cli.ipynb #605f3bd7
 @app.command("demo")
 @guarded
 def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: int = typer.Option(100),
@@ -182,7 +183,7 @@ def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: i
     if baselines_only:
         return train(model="all", data=data, epochs=20, batch_size=1024, lr=1e-3, optimizer="adam", emb_l2=0.0, patience=2,
                      seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
-                     accelerator="auto", devices="auto", strategy="auto", tuned=True, runs_dir=runs_dir, name="demo")
+                     accelerator="auto", devices="auto", strategy="auto", steps_per_call=1, tuned=True, runs_dir=runs_dir, name="demo")
     return search(space="full", data=data, budget=budget, scale="cpu", searcher="evolution", blocks=None, supernet_epochs=None, top_k=None,
                   final_epochs=None, seed=0, resume=None, baselines=True, runs_dir=runs_dir, name="demo-search")
 

@@ -51,8 +51,14 @@ def test_cli_train_and_help(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled"))
     assert r.returncode == 0, r.stderr
     assert "test_logloss" in r.stdout and (tmp_path / "synthetic-fm-s2024" / "result.json").exists()
+    # --steps-per-call groups optimizer steps per Lightning step: the same updates, so the same test metrics
+    r4 = subprocess.run(cli + ["train", "--model", "fm", "--data", "synthetic", "--epochs", "1", "--steps-per-call", "4", "--runs-dir", str(tmp_path / "k4")],
+                        capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled"))
+    assert r4.returncode == 0, r4.stderr
+    res = [json.loads((d / "synthetic-fm-s2024" / "result.json").read_text()) for d in (tmp_path, tmp_path / "k4")]
+    assert res[0]["test_logloss"] == res[1]["test_logloss"] and res[0]["test_auc"] == res[1]["test_auc"]
     r = subprocess.run(cli + ["train", "--model", "fm", "--epochs", "0", "--data", "synthetic"], capture_output=True, text=True)
-    assert r.returncode == 2 and "epochs" in r.stderr
+    assert r.returncode == 2 and "epochs" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 @pytest.mark.slow
