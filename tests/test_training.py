@@ -22,14 +22,23 @@ def test_wandb_offline_run_written(tmp_path, monkeypatch):
     assert (run.path / "checkpoints" / "last.ckpt").exists()
 
 
-def test_resume_from_last_checkpoint(tmp_path):
-    "A run that stopped after epoch 1 continues from its last checkpoint to the requested epochs."
+@pytest.mark.parametrize("tracking", ["offline", "csv"])
+def test_resume_from_last_checkpoint(tmp_path, monkeypatch, tracking):
+    """A run that stopped after epoch 1 continues from its last checkpoint to the requested epochs, and the
+    metrics logged before the stop are still on disk (W&B offline: the first run's folder; CSV: metrics-1.csv)."""
+    import csv
+    monkeypatch.setenv("WANDB_MODE", tracking)
     d = make_synthetic(SyntheticConfig(rows=4000))
     run = RunDir("resume", root=tmp_path)
     cfg = TrainConfig(epochs=1, progress=False)
     fit(build_model("fm", d.schema()), d, cfg, run)
     r2 = fit(build_model("fm", d.schema()), d, cfg.replace(epochs=3), run, resume=True)
     assert r2["epochs_run"] == 3
+    if tracking == "offline":
+        assert len([p for p in (run.path / "wandb").glob("offline-run-*") if list(p.glob("*.wandb"))]) == 2
+    else:
+        val = lambda f: [r["epoch"] for r in csv.DictReader(open(run.path / "csv" / f)) if r.get("val_logloss")]
+        assert val("metrics-1.csv") == ["0"] and val("metrics.csv") == ["1", "2"]
 
 
 @pytest.mark.parametrize("name", list(MODELS))
