@@ -198,7 +198,7 @@ class RunDir:
     def read_result(self) -> dict: return json.loads((self.path/"result.json").read_text())
     def __repr__(self): return f"RunDir({str(self.path)!r})"
 
-# %% ../nbs/00_core.ipynb #f978e789
+# %% ../nbs/00_core.ipynb #6b4f38f1
 def make_logger(run: RunDir, project: str = "nasrec_lit", mode: Optional[str] = None, config: Optional[dict] = None):
     """Lightning logger for `run`: `WandbLogger` (offline unless `WANDB_MODE=online`), CSV if wandb is off or fails.
     `mode`: 'offline' | 'online' | 'disabled' | 'csv' (default: `$WANDB_MODE` or 'offline')."""
@@ -227,7 +227,7 @@ def _csv_logger(run: RunDir):
     from lightning.pytorch.loggers import CSVLogger
     old = run.path/"csv"/"metrics.csv"
     if old.exists():
-        k = 1 + sum(1 for _ in old.parent.glob("metrics-*.csv"))
+        k = 1
         while (old.parent/f"metrics-{k}.csv").exists(): k += 1
         old.rename(old.parent/f"metrics-{k}.csv")
     lg = CSVLogger(run.path, name="csv", version="")

@@ -905,7 +905,7 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
 
-# %% ../nbs/01_data.ipynb #0b4d72de
+# %% ../nbs/01_data.ipynb #ddd11b1e
 import torch
 import lightning as L
 
@@ -927,8 +927,9 @@ class ArrayLoader:
         d = self.data
         for s in range(0, len(idx), self.batch_size):
             if self.drop_last and s + self.batch_size > len(idx): break
-            if self._contig:                        # a view of the arrays; copied when read-only (a memory map), as torch needs
-                sl = slice(s, s + self.batch_size); take = lambda a: (lambda v: v if v.flags.writeable else v.copy())(np.asarray(a[sl]))
+            if self._contig:                        # a view of the arrays, copied when read-only (a memory map): torch wants writable arrays
+                sl = slice(s, s + self.batch_size)
+                def take(a): v = np.asarray(a[sl]); return v if v.flags.writeable else v.copy()
             elif isinstance(d.sparse, np.memmap):   # gather in file order (locality), return in the requested order
                 bi = idx[s:s + self.batch_size]; o = np.argsort(bi, kind="stable"); inv = np.empty_like(o); inv[o] = np.arange(len(o))
                 srt = bi[o]; take = lambda a: a[srt][inv]
