@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy, itertools, json, math, os, time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, log_step_now, LeanHooks
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, fit_resuming, log_step_now, LeanHooks
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
@@ -227,17 +227,23 @@ class TrainConfig(Config):
     steps_per_call: int = param(1, ge=1, help="optimizer steps per Lightning step (like Keras' steps_per_execution): groups of batches trained in one call, so small CPU models pay the loop's per-step overhead once a group; same updates")
 
 class BatchGroups:
-    "Groups of `k` consecutive batches of a loader (the last may be shorter), for `TrainConfig.steps_per_call`."
-    def __init__(self, loader, k: int): self.loader, self.k = loader, k
+    """Groups of `k` consecutive batches of an `ArrayLoader` (the last may be shorter), for `TrainConfig.steps_per_call`.
+    Stateful like the loader: a group's batches count as consumed once the group is handed out."""
+    def __init__(self, loader, k: int): self.loader, self.k, self._pos = loader, k, None
     def __len__(self): return -(-len(self.loader) // self.k)
+    def state_dict(self) -> dict: return self.loader.state_dict(self._pos)
+    def load_state_dict(self, state: dict): self.loader.load_state_dict(state); self._pos = None
     def __iter__(self):
-        it = iter(self.loader)
-        while group := list(itertools.islice(it, self.k)): yield group
+        it = iter(self.loader); pos = self._pos = list(self.loader.next_start)   # the inner loader claims it at the first batch
+        while group := list(itertools.islice(it, self.k)):
+            pos[1] += len(group)
+            yield group
+        if self._pos is pos: self._pos = None
 
 class GroupedDataModule(CTRDataModule):
     "A `CTRDataModule` whose training loader yields `BatchGroups`."
     def __init__(self, *args, group: int = 1, **kw): super().__init__(*args, **kw); self.group = group
-    def train_dataloader(self): return BatchGroups(super().train_dataloader(), self.group)
+    def make_train_loader(self): return BatchGroups(super().make_train_loader(), self.group)
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         if isinstance(batch, list): return [super(GroupedDataModule, self).transfer_batch_to_device(b, device, dataloader_idx) for b in batch]
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
@@ -258,9 +264,11 @@ def _devices(s: str):
 
 # %% ../nbs/03_baselines.ipynb #2c65a7ca
 def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[RunDir] = None, splits=None,
-        resume: bool = True, logger=None) -> dict:
+        resume: bool = True, logger=None, callbacks: Sequence = ()) -> dict:
     """Train `model` on the train split of `data`, select the best epoch on validation, report test metrics.
-    Returns a result dict (metrics, params, FLOPs/sample, samples/s) that is also written to `run/result.json`."""
+    Returns a result dict (metrics, params, FLOPs/sample, samples/s) that is also written to `run/result.json`.
+    With `run` and `resume`, a run folder holding `checkpoints/last.ckpt` continues from it and ends where an
+    uninterrupted run would. `callbacks`: more Lightning callbacks for the trainer."""
     cfg = cfg or TrainConfig()
     if not cfg.val_each_epoch and (cfg.select_best or cfg.patience):
         raise ConfigError("TrainConfig.val_each_epoch=False trains without validation: set select_best=False and patience=None too")
@@ -272,7 +280,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     model.automatic_optimization = not grouped
     steps = -(-len(splits[0]) // cfg.batch_size) * cfg.epochs        # the cosine schedule's length in optimizer steps, not groups
     model._planned_steps = (min(steps, cfg.max_steps) if cfg.max_steps >= 0 else steps) if grouped else None
-    best_mem = BestInMemory(keep=cfg.select_best); callbacks, ckpt = [best_mem], None
+    best_mem = BestInMemory(keep=cfg.select_best); callbacks, ckpt = [best_mem, *callbacks], None
     if run is not None and cfg.checkpoints:   # best epoch restored from disk instead (no second copy of a large model in memory)
         from lightning.pytorch.callbacks import ModelCheckpoint
         ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, save_last=True, filename="best")
@@ -289,7 +297,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
                         gradient_clip_val=None if grouped else model.optim.grad_clip, default_root_dir=str(run.path) if run else None)
     last = run.path/"checkpoints"/"last.ckpt" if run is not None else None
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
-    t0 = time.perf_counter(); trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path); train_s = time.perf_counter() - t0
+    t0 = time.perf_counter(); fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path); train_s = time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path and cfg.select_best:
         model.load_state_dict(torch.load(ckpt.best_model_path, map_location=model.device, weights_only=False)["state_dict"])
     y = {k: np.asarray(data.label[idx]) for k, idx in zip(("val", "test"), splits[1:])}

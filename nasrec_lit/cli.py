@@ -5,6 +5,7 @@
 # %% ../nbs/90_cli.ipynb #aa524be9
 from __future__ import annotations
 import json, math, os, sys, time
+from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -137,6 +138,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
            supernet_epochs: Optional[int] = typer.Option(None), top_k: Optional[int] = typer.Option(None),
            final_epochs: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
            resume: Optional[Path] = typer.Option(None, help="run folder of an interrupted search to continue"),
+           checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of supernet training between checkpoints (0: every step)"),
            baselines: bool = typer.Option(True, help="train the baselines for the final leaderboard"),
            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
@@ -158,9 +160,9 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
     folder = resume if resume is not None else RunDir(name or f"search-{d.source}-{space}-s{seed}", root=runs_dir,
                                                        config=dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)).path
-    if resume is not None and not (Path(resume)/"trials.jsonl").exists() and not (Path(resume)/"supernet.pt").exists():
-        fail(f"--resume: {resume} holds no search (no trials.jsonl or supernet.pt)")
-    res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m))
+    if resume is not None and not any((Path(resume)/f).exists() for f in ("trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt")):
+        fail(f"--resume: {resume} holds no search (no trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
+    res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
     if baselines:
@@ -185,7 +187,7 @@ def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: i
                      seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
                      accelerator="auto", devices="auto", strategy="auto", steps_per_call=1, tuned=True, runs_dir=runs_dir, name="demo")
     return search(space="full", data=data, budget=budget, scale="cpu", searcher="evolution", blocks=None, supernet_epochs=None, top_k=None,
-                  final_epochs=None, seed=0, resume=None, baselines=True, runs_dir=runs_dir, name="demo-search")
+                  final_epochs=None, seed=0, resume=None, checkpoint_minutes=10.0, baselines=True, runs_dir=runs_dir, name="demo-search")
 
 # %% ../nbs/90_cli.ipynb #3cd71c49
 @app.command("mdp-check")

@@ -15,7 +15,7 @@ import yaml
 # %% auto #0
 __all__ = ['NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_json', 'RunDir', 'make_logger', 'finish_logger', 'progress', 'log_step_now',
-           'quiet_lightning', 'LeanHooks']
+           'quiet_lightning', 'fit_resuming', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -270,6 +270,12 @@ def quiet_lightning():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+def fit_resuming(trainer, *args, ckpt_path=None, **kw):
+    "`trainer.fit(*args, ckpt_path=...)`; when resuming, without the warning that the checkpoint folder is not empty (it holds the run's own)."
+    with warnings.catch_warnings():
+        if ckpt_path is not None: warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        return trainer.fit(*args, ckpt_path=ckpt_path, **kw)
 
 # %% ../nbs/00_core.ipynb #af5309a4
 class LeanHooks:

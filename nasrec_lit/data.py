@@ -910,22 +910,48 @@ import torch
 import lightning as L
 
 class ArrayLoader:
-    "Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`."
+    """Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`.
+    Stateful: `state_dict()` says which epoch is in progress and how many of its batches were consumed, and
+    `load_state_dict()` makes the next iteration continue from there (Lightning saves and restores this state in its
+    checkpoints, so a resumed run sees the batches an uninterrupted one would, mid-epoch included)."""
     def __init__(self, data: CTRData, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
         self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = data, int(batch_size), shuffle, seed, drop_last
         self.indices = np.arange(len(data)) if indices is None else np.asarray(indices)
-        self.epoch = 0
+        self.epoch, self._start = 0, 0            # where the next iteration starts: epoch, batches of it to skip
+        self._pos = None                          # [epoch, batches consumed] of the iteration in progress
         self._contig = indices is None and not shuffle
     def __len__(self):
         n = len(self.indices); return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
     def order(self, epoch: int) -> np.ndarray:
         "Row indices in the order epoch `epoch` (0-based) visits them: a fresh permutation of `indices` each epoch when shuffling."
         return self.indices[np.random.default_rng(self.seed + epoch).permutation(len(self.indices))] if self.shuffle else self.indices
+    def _signature(self) -> dict: return dict(rows=len(self.indices), batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed)
+    def state_dict(self, position=None) -> dict:
+        """{'epoch', 'batches'} of the iteration in progress (else of the next one) and the loader's settings. A batch
+        counts as consumed once it is handed out: Lightning does not prefetch from a loader with a length, so that is
+        exactly the steps completed when a checkpoint is saved. `position` (epoch, batches) reports another position
+        (for wrappers that hand out groups of batches)."""
+        e, b = position if position is not None else self._pos if self._pos is not None else (self.epoch, self._start)
+        if b >= len(self): e, b = e + 1, 0                # an epoch handed out in full: the next one starts
+        return dict(epoch=int(e), batches=int(b), **self._signature())
+    def load_state_dict(self, state: dict):
+        "Continue from `state` (from `state_dict()` of a loader with the same rows, batch size, shuffling and seed)."
+        for k, v in self._signature().items():
+            if state.get(k, v) != v: raise NasrecError(f"ArrayLoader.load_state_dict: the saved state has {k}={state[k]!r}, this loader {k}={v!r}")
+        if not 0 <= state["batches"] <= len(self): raise NasrecError(f"ArrayLoader.load_state_dict: batches={state['batches']} is outside 0..{len(self)}")
+        self.epoch, self._start, self._pos = int(state["epoch"]), int(state["batches"]), None
+    @property
+    def next_start(self) -> tuple:
+        "(epoch, batch) where the next iteration will start."
+        return self.epoch, self._start
     def __iter__(self):
-        idx = self.order(self.epoch)
-        self.epoch += 1
+        # claimed at the first batch, not at `iter()` (Lightning calls `iter()` once just to check a loader is iterable);
+        # a new iteration takes over the state: an older unfinished one no longer moves it
+        pos = self._pos = [self.epoch, self._start]
+        self.epoch, self._start = self.epoch + 1, 0
+        idx = self.order(pos[0])
         d = self.data
-        for s in range(0, len(idx), self.batch_size):
+        for s in range(pos[1] * self.batch_size, len(idx), self.batch_size):
             if self.drop_last and s + self.batch_size > len(idx): break
             if self._contig:                        # a view of the arrays, copied when read-only (a memory map): torch wants writable arrays
                 sl = slice(s, s + self.batch_size)
@@ -935,18 +961,33 @@ class ArrayLoader:
                 srt = bi[o]; take = lambda a: a[srt][inv]
             else:
                 b = idx[s:s + self.batch_size]; take = lambda a: a[b]
-            yield {"dense": torch.from_numpy(np.ascontiguousarray(take(d.dense))), "sparse": torch.from_numpy(np.ascontiguousarray(take(d.sparse))),
-                   "label": torch.from_numpy(np.ascontiguousarray(take(d.label)))}
+            batch = {"dense": torch.from_numpy(np.ascontiguousarray(take(d.dense))), "sparse": torch.from_numpy(np.ascontiguousarray(take(d.sparse))),
+                     "label": torch.from_numpy(np.ascontiguousarray(take(d.label)))}
+            pos[1] += 1
+            yield batch
+        if self._pos is pos: self._pos = None
 
 class CTRDataModule(L.LightningDataModule):
-    "Train/val/test loaders over one `CTRData` and three index arrays."
+    """Train/val/test loaders over one `CTRData` and three index arrays. Its `state_dict()` (saved in every Lightning
+    checkpoint) is the training loader's position, which a resumed run's training loader starts from: the
+    resumed run sees the batches of an uninterrupted one, whether it stopped mid-epoch or between epochs."""
     def __init__(self, data: CTRData, splits=None, batch_size: int = 1024, eval_batch_size: int = 8192, seed: int = 2024, in_memory: bool = True):
         super().__init__()
         if in_memory and isinstance(data.sparse, np.memmap) and len(data) * (data.n_sparse * 8 + data.n_dense * 4) < 2 << 30:
             data = dataclasses.replace(data, dense=np.array(data.dense), sparse=np.array(data.sparse), label=np.array(data.label))
         self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
         self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
-    def train_dataloader(self): return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed)
+        self._train, self._train_state = None, None
+    def make_train_loader(self): return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed)
+    def train_dataloader(self):
+        self._train = self.make_train_loader()
+        if self._train_state is not None: self._train.load_state_dict(self._train_state)
+        return self._train
+    # Lightning restores a loader's own state only when it resumes mid-epoch, and only if nothing (such as
+    # `trainer.estimated_stepping_batches`) asked for the loader before the restore; the DataModule's state is
+    # restored before anything asks for a loader, in both cases
+    def state_dict(self) -> dict: return {} if self._train is None else {"train_loader": self._train.state_dict()}
+    def load_state_dict(self, state: dict): self._train_state = state.get("train_loader")
     def val_dataloader(self): return ArrayLoader(self.data, self.splits[1], self.eval_batch_size)
     def test_dataloader(self): return ArrayLoader(self.data, self.splits[2], self.eval_batch_size)
     def predict_dataloader(self): return self.test_dataloader()

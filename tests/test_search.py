@@ -35,6 +35,33 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     assert (tmp_path / "kill" / "export" / "arch.json").exists() and (tmp_path / "kill" / "result.json").exists()
 
 
+def test_sigkill_during_supernet_training_resumes_to_the_same_supernet(tmp_path):
+    """A search killed while its supernet trains resumes from `supernet_ckpt/last.ckpt` (checkpointed every step
+    here) mid-epoch, and ends with the supernet weights of a run that was never interrupted."""
+    import torch
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    cmd = lambda name: [CLI, "search", "--data", "synthetic", "--budget", "2", "--blocks", "2", "--supernet-epochs", "2", "--top-k", "1",
+                        "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", name]
+    run = tmp_path / "kill"; ckpt = run / "supernet_ckpt" / "last.ckpt"
+    p = subprocess.Popen(cmd("kill") + ["--checkpoint-minutes", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while not ckpt.exists():
+        assert p.poll() is None, p.stderr.read().decode()[-2000:]
+        assert time.time() - t0 < 120, "no supernet checkpoint within 120 s"
+        time.sleep(0.05)
+    time.sleep(1.0)                                            # a few more steps, then a crash between two checkpoints
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    assert not (run / "supernet.pt").exists(), "the supernet finished before the kill: nothing was resumed"
+    step = torch.load(ckpt, weights_only=False)["global_step"]; assert step > 0
+    r = subprocess.run(cmd("kill") + ["--resume", str(run)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (run / "supernet.pt").exists() and not (run / "supernet_ckpt").exists()
+    r = subprocess.run(cmd("straight"), env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (torch.load(tmp_path / n / "supernet.pt") for n in ("kill", "straight"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"resumed at step {step}: weights differ"
+
+
 def test_resume_of_a_folder_without_a_search_fails_clearly(tmp_path):
     r = subprocess.run([CLI, "search", "--data", "synthetic", "--resume", str(tmp_path)], capture_output=True, text=True,
                        env=dict(os.environ, WANDB_MODE="disabled"))

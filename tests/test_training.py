@@ -41,6 +41,30 @@ def test_resume_from_last_checkpoint(tmp_path, monkeypatch, tracking):
         assert val("metrics-1.csv") == ["0"] and val("metrics.csv") == ["1", "2"]
 
 
+class _Crash(Exception): pass
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 3])
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, steps_per_call):
+    """A run that crashed in epoch 2 continues from the checkpoint of epoch 1 and reproduces the uninterrupted run
+    exactly: its epoch 2 sees epoch 2's batch order (the DataModule's saved loader position), not epoch 1's again."""
+    import lightning as L, torch
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+    class CrashInEpoch2(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 2: raise _Crash
+    d = make_synthetic(SyntheticConfig(rows=6000, seed=3))
+    cfg = TrainConfig(epochs=3, batch_size=256, progress=False, steps_per_call=steps_per_call)
+    def model(): torch.manual_seed(0); return build_model("deepfm", d.schema())
+    straight = fit(model(), d, cfg, RunDir("straight", root=tmp_path))
+    run = RunDir("crash", root=tmp_path)
+    with pytest.raises(_Crash): fit(model(), d, cfg, run, callbacks=[CrashInEpoch2()])
+    resumed = fit(model(), d, cfg, run)
+    assert resumed["epochs_run"] == 3
+    for k in ("val_logloss", "test_logloss", "test_auc"): assert resumed[k] == straight[k], (k, resumed[k], straight[k])
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_baseline_beats_base_rate_on_synthetic(name):
     d = make_synthetic(SyntheticConfig(rows=20_000, seed=5))

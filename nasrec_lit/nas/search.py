@@ -151,6 +151,8 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
     return ledger.read()
 
 # %% ../../nbs/12_search.ipynb #a3b934e3
+import shutil
+from datetime import timedelta
 import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
@@ -207,21 +209,27 @@ def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cf
     seed_everything(tc.seed)          # initial weights depend on the seed, not on what the process ran before
     return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, splits=splits)
 
-def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig):
-    "(supernet, training seconds): read back from `folder/supernet.pt`, or trained and saved there atomically."
-    ck = Path(folder)/"supernet.pt"
+def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig, checkpoint_every=timedelta(minutes=10)):
+    """(supernet, training seconds): read back from `folder/supernet.pt`, or trained and saved there atomically.
+    Training checkpoints to `folder/supernet_ckpt/last.ckpt` every `checkpoint_every` (see `train_supernet`) and
+    resumes from it after a crash; the checkpoint is removed once `supernet.pt` is written."""
+    folder = Path(folder); ck, ckpt_dir = folder/"supernet.pt", folder/"supernet_ckpt"
     if ck.exists():
         sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu"))
-        return sn.eval(), json.loads((Path(folder)/"supernet.json").read_text())["seconds"]
-    t0 = time.perf_counter(); sn = train_supernet(data, splits, space, sn_cfg); secs = time.perf_counter() - t0
-    tmp = ck.with_suffix(".tmp"); torch.save(sn.state_dict(), tmp); os.replace(tmp, ck); write_json(Path(folder)/"supernet.json", dict(seconds=secs))
+        return sn.eval(), json.loads((folder/"supernet.json").read_text())["seconds"]
+    sn = train_supernet(data, splits, space, sn_cfg, ckpt_dir=ckpt_dir, checkpoint_every=checkpoint_every); secs = sn.train_seconds
+    write_json(folder/"supernet.json", dict(seconds=secs))          # before supernet.pt: its presence means both are complete
+    tmp = ck.with_suffix(".tmp"); torch.save(sn.state_dict(), tmp); os.replace(tmp, ck)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return sn, secs
 
-def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print) -> dict:
-    "The NASRec pipeline, resumable from `folder`; returns the result dict written to `folder/result.json`."
+def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print,
+                  checkpoint_every=timedelta(minutes=10)) -> dict:
+    """The NASRec pipeline, resumable from `folder` (the supernet's training from its checkpoint, saved every
+    `checkpoint_every`; the search from its ledger); returns the result dict written to `folder/result.json`."""
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     splits = splits if splits is not None else split_indices(data, seed=2024)
-    t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg)
+    t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
     log(f"supernet: {sn_s:.1f}s")
     scorer = CandidateScorer(sn, data, splits, sn_cfg); schema = data.schema()
     def evaluate(a: Arch) -> TrialResult:

@@ -6,7 +6,9 @@
 from __future__ import annotations
 import copy, dataclasses, math, os, time
 from dataclasses import dataclass
-from typing import Optional
+from datetime import timedelta
+from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -14,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, ConfigError, seed_everything, quiet_lightning, progress, log_step_now, LeanHooks
+from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, progress, log_step_now, LeanHooks
 from ..data import CTRData, ArrayLoader, CTRDataModule
 from ..blocks import logloss, auc
 from .space import SpaceConfig, SearchSpace, Arch, Block, ChoiceBlock, Stem
@@ -110,6 +112,26 @@ class Supernet(LeanHooks, L.LightningModule):
         f = lambda s: (s + 1) / warm if s < warm else max(1e-8 / self.cfg.lr, 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, total - warm)))))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, f), "interval": "step"}}
 
+    # ---- checkpoints: what Lightning's own state leaves out --------------------------------------------------
+    TRAIN_FIELDS = ("strategy", "warmup_steps", "optimizer", "lr", "batch_size", "epochs", "grad_clip", "emb_l2", "seed")
+    @property
+    def train_seconds(self) -> float:
+        "Training wall time so far, summed over resumed runs."
+        t0 = getattr(self, "_t0", None)
+        return getattr(self, "_seconds_before", 0.0) + (time.perf_counter() - t0 if t0 is not None else 0.0)
+    def on_train_start(self): self._t0 = time.perf_counter()
+    def on_train_end(self): self._seconds_before, self._t0 = self.train_seconds, None
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["nasrec_lit"] = dict(rng=self.rng.bit_generator.state, train_seconds=self.train_seconds, space=self.space_cfg.to_dict(),
+                                        train={k: getattr(self.cfg, k) for k in self.TRAIN_FIELDS})
+    def on_load_checkpoint(self, checkpoint):
+        s = checkpoint.get("nasrec_lit")
+        if s is None: raise NasrecError("the checkpoint holds no supernet state (not written by train_supernet)")
+        for what, key, mine in (("space", "space", self.space_cfg.to_dict()), ("supernet config", "train", {k: getattr(self.cfg, k) for k in self.TRAIN_FIELDS})):
+            for k, v in mine.items():
+                if s[key].get(k) != v: raise ConfigError(f"the supernet checkpoint was written with {what} {k}={s[key].get(k)!r}, this run has {k}={v!r}")
+        self.rng.bit_generator.state = s["rng"]; self._seconds_before = float(s["train_seconds"])
+
 def _any_path(blk: ChoiceBlock, dense, sparse, ch: Block, dense_ops, sparse_ops):
     "Several operators of one block, summed (the any-path ablation)."
     outs = [blk(dense, sparse, dataclasses.replace(ch, dense_op=do, sparse_op=so)) for do, so in zip(dense_ops * len(sparse_ops), sparse_ops * len(dense_ops))]
@@ -153,14 +175,29 @@ def inherit_weights(net, supernet: Supernet):
     return net
 
 # %% ../../nbs/11_supernet.ipynb #8feb8c9f
-def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfig = None, logger=False, accelerator="auto", devices="auto", strategy="auto") -> Supernet:
-    "Train the supernet on the train split (Lightning; DDP via `strategy='ddp'`)."
+def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfig = None, logger=False, accelerator="auto", devices="auto", strategy="auto",
+                   ckpt_dir=None, checkpoint_every: Union[int, timedelta] = timedelta(minutes=10), callbacks=()) -> Supernet:
+    """Train the supernet on the train split (Lightning; DDP via `strategy='ddp'`). With `ckpt_dir`, `ckpt_dir/last.ckpt`
+    is rewritten every `checkpoint_every` (optimizer steps, or a `timedelta` of training time), and a call that finds
+    it resumes from it, mid-epoch included: weights, optimizer, LR schedule, the loader's position and the subnet
+    sampler's RNG are all in it, so the resumed supernet is the one an uninterrupted run would have trained.
+    `sn.train_seconds` is the training time summed over the runs."""
     cfg = cfg or SupernetConfig(); quiet_lightning(); seed_everything(cfg.seed)
     sn = Supernet(data.schema(), space, cfg)
     dm = CTRDataModule(data, splits, cfg.batch_size, seed=cfg.seed)
-    L.Trainer(max_epochs=cfg.epochs, logger=logger, enable_checkpointing=False, enable_model_summary=False, gradient_clip_val=cfg.grad_clip,
-              enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", num_sanity_val_steps=0, limit_val_batches=0,
-              accelerator=accelerator, devices=devices, strategy=strategy).fit(sn, train_dataloaders=dm.train_dataloader())
+    cbs, last = list(callbacks), None
+    if ckpt_dir is not None:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+        every = dict(train_time_interval=checkpoint_every) if isinstance(checkpoint_every, timedelta) else dict(every_n_train_steps=int(checkpoint_every))
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, **every)); last = Path(ckpt_dir)/"last.ckpt"
+    trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=cbs, enable_checkpointing=last is not None, enable_model_summary=False,
+                        gradient_clip_val=cfg.grad_clip, enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0",
+                        num_sanity_val_steps=0, limit_val_batches=0, accelerator=accelerator, devices=devices, strategy=strategy)
+    resume = last is not None and last.exists()
+    try: fit_resuming(trainer, sn, datamodule=dm, ckpt_path=str(last) if resume else None)
+    except NasrecError as e:
+        if not resume: raise
+        raise type(e)(f"{last}: {e}") from None              # which checkpoint did not fit this run
     return sn.eval()
 
 class CandidateScorer:
