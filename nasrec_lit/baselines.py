@@ -5,6 +5,7 @@
 # %% ../nbs/03_baselines.ipynb #e60875ee
 from __future__ import annotations
 import copy, itertools, json, math, os, time
+from datetime import timedelta
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -221,6 +222,7 @@ class TrainConfig(Config):
     precision: str = param("32-true")
     max_steps: int = param(-1)
     checkpoints: bool = param(True, help="save best/last checkpoints in the run dir (resume after a crash)")
+    checkpoint_minutes: float = param(10.0, ge=0, help="minutes of training between mid-epoch saves of last.ckpt (0: every step); steps_per_call > 1 saves at epoch ends only")
     select_best: bool = param(True, help="restore the epoch with the best val logloss (False: keep the last epoch, for runs that train on the validation rows)")
     val_each_epoch: bool = param(True, help="validate after every epoch (curves, best epoch, early stopping); False: train only, keep the last epoch (needs select_best=False, no patience)")
     progress: bool = param(True)
@@ -249,8 +251,13 @@ class GroupedDataModule(CTRDataModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
 class BestInMemory(L.Callback):
-    "Keeps the weights of the epoch with the best `val_logloss` in memory and restores them when training ends."
-    def __init__(self, keep: bool = True): self.best, self.state, self.best_epoch, self.keep = float("inf"), None, -1, keep
+    """Tracks the epoch with the best `val_logloss` (saved in checkpoints, so a resumed run knows the epochs before
+    the crash), keeps its weights in memory unless `keep=False` and restores them when training ends. `start` is the
+    (global step, epoch) this call of `fit` began at."""
+    def __init__(self, keep: bool = True): self.best, self.state, self.best_epoch, self.keep, self.start = float("inf"), None, -1, keep, (0, 0)
+    def state_dict(self): return dict(best=self.best, best_epoch=self.best_epoch)
+    def load_state_dict(self, state): self.best, self.best_epoch = state["best"], state["best_epoch"]
+    def on_train_start(self, trainer, module): self.start = (trainer.global_step, trainer.current_epoch)
     def on_validation_epoch_end(self, trainer, module):
         v = trainer.callback_metrics.get("val_logloss")
         if v is not None and float(v) < self.best:
@@ -285,6 +292,8 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
         from lightning.pytorch.callbacks import ModelCheckpoint
         ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, save_last=True, filename="best")
         callbacks.append(ckpt); best_mem.keep = False
+        if not grouped:   # mid-epoch saves of the same last.ckpt (Lightning 2.6 saves mid-epoch under manual optimization only by step count)
+            callbacks.append(ModelCheckpoint(dirpath=run.path/"checkpoints", save_top_k=0, save_last=True, train_time_interval=timedelta(minutes=cfg.checkpoint_minutes)))
     if cfg.patience:
         from lightning.pytorch.callbacks import EarlyStopping
         callbacks.append(EarlyStopping("val_logloss", patience=cfg.patience, mode="min"))
@@ -304,10 +313,10 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     res = {"model": type(model).__name__, "data": data.source, "rows_train": len(splits[0])}
     for k, idx in zip(("val", "test"), splits[1:]):
         res.update(ctr_metrics(y[k], model.predict_proba(dm.data, idx, cfg.eval_batch_size), prefix=f"{k}_"))
-    steps = trainer.global_step
+    steps, epochs = trainer.global_step - best_mem.start[0], trainer.current_epoch - best_mem.start[1]     # of this call (a resumed run did the rest before)
     res.update(params=count_params(model), flops_per_sample=flops_per_sample(model, next(iter(ArrayLoader(dm.data, splits[2][:64], 64)))),
                epochs_run=trainer.current_epoch, best_epoch=best_mem.best_epoch, train_seconds=round(train_s, 3),
-               train_samples_per_s=round(min(steps * cfg.batch_size, len(splits[0]) * max(1, trainer.current_epoch)) / max(train_s, 1e-9), 1))
+               train_samples_per_s=round(min(steps * cfg.batch_size, len(splits[0]) * max(1, epochs)) / max(train_s, 1e-9), 1))
     if run is not None:
         run.write_result(res); run.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
     if logger is not None:
@@ -316,16 +325,17 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     return res
 
 # %% ../nbs/03_baselines.ipynb #ec60eca9
-def fit_refit(make_model, data: CTRData, cfg: TrainConfig = None, splits=None, run: Optional[RunDir] = None) -> dict:
+def fit_refit(make_model, data: CTRData, cfg: TrainConfig = None, splits=None, run: Optional[RunDir] = None, resume: bool = False) -> dict:
     """Choose the epoch count on validation (early stopping on the train split), then train a fresh
     `make_model()` on train+validation for that many epochs; the result's test metrics are the refit's
-    (`select_*` keys: the first stage's). The refit model is returned under `"module"`."""
+    (`select_*` keys: the first stage's). The refit model is returned under `"module"`. `resume`: the refit
+    continues from `run`'s last checkpoint (the selection stage, not checkpointed, runs again: it is deterministic)."""
     cfg = cfg or TrainConfig(); splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     seed_everything(cfg.seed); sel = fit(make_model(), data, cfg.replace(checkpoints=False), None, splits=splits)
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
     seed_everything(cfg.seed); model = make_model()          # the same initialisation whatever ran before
     res = fit(model, data, cfg.replace(epochs=max(1, sel["best_epoch"] + 1), patience=None, select_best=False), run,
-              splits=(trval, splits[1], splits[2]), resume=False)
+              splits=(trval, splits[1], splits[2]), resume=resume)
     res.update({f"select_{k}": sel[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc", "best_epoch", "train_seconds")})
     if run is not None: run.write_result(res)
     return dict(res, module=model)
@@ -341,20 +351,26 @@ TUNED = {  # chosen by validation log loss on Frappe (see "Regularisation" below
 }
 
 def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, optim: Optional[OptimConfig] = None,
-                root="runs", name: Optional[str] = None, hparams: Optional[dict] = None, tuned: bool = False, refit: bool = False):
+                root="runs", name: Optional[str] = None, hparams: Optional[dict] = None, tuned: bool = False, refit: bool = False,
+                resume: bool = False):
     """Train each model on the same split; return (pandas table sorted by test logloss, matplotlib figure, results).
     `tuned`: each model's optimiser and regularisation from `TUNED` (else `optim` for all, Adam 1e-3 by default).
-    `refit`: the final-model protocol of `fit_refit` (epoch count chosen on validation, then train+validation)."""
+    `refit`: the final-model protocol of `fit_refit` (epoch count chosen on validation, then train+validation).
+    `resume`: continue an interrupted leaderboard: a model whose run folder holds a result is read back, one with a
+    checkpoint continues from it (each run folder must hold the same settings); otherwise every model trains afresh."""
     import pandas as pd
     cfg = cfg or TrainConfig(); splits = split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     results = []
     for m in progress(models, desc="models"):
         o, h = TUNED[m] if tuned else (optim or OptimConfig(), {})
         h = {**h, **((hparams or {}).get(m, {}))}
-        run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h))
+        run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h, refit=refit),
+                     resume=resume)
+        if resume and (run.path/"result.json").exists():
+            results.append(dict(run.read_result(), name=m)); continue
         make = lambda: build_model(m, data.schema(), o, **h)
         seed_everything(cfg.seed)                            # initial weights depend on the seed only
-        results.append(dict(fit_refit(make, data, cfg, splits, run) if refit else fit(make(), data, cfg, run, splits=splits, resume=False), name=m))
+        results.append(dict(fit_refit(make, data, cfg, splits, run, resume=resume) if refit else fit(make(), data, cfg, run, splits=splits, resume=resume), name=m))
     base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]
     from nasrec_lit.blocks import logloss as _ll
     results.append(dict(name="base rate", test_logloss=_ll(yt, np.full(len(yt), base)), test_auc=0.5, test_ne=_ll(yt, np.full(len(yt), base)) / _ll(yt, np.full(len(yt), yt.mean())), flops_per_sample=0.0, params=1))

@@ -174,17 +174,33 @@ def write_json(path, obj, indent=2):
 # %% ../nbs/00_core.ipynb #505fc026
 def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
 
+def _plain(config) -> dict:
+    "A config as the plain JSON-like dict that `config.yaml` holds."
+    return json.loads(json.dumps(config.to_dict() if isinstance(config, Config) else dict(config), default=_jsonable))
+
+def _first_difference(old, new, key=""):
+    "(dotted key, old value, new value) of the first difference between two plain configs, or None."
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in list(old) + [k for k in new if k not in old]:
+            d = _first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else k)
+            if d: return d
+        return None
+    return None if old == new else (key, old, new)
+
 class RunDir:
-    "A run directory `root/<name>/` with config, metrics, figures and `result.json`."
-    def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True):
+    """A run directory `root/<name>/` with config, metrics, figures and `result.json`. `resume=True` continues a run
+    that is already there: its `config.yaml` must match `config` (else a `ConfigError` names the first field that differs)."""
+    def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True, resume: bool = False):
         self.name = _slug(name); self.path = Path(root)/self.name
         if self.path.exists() and not exist_ok: raise NasrecError(f"run directory {self.path} already exists")
+        if resume and config is not None and (self.path/"config.yaml").exists():
+            diff = _first_difference(yaml.safe_load((self.path/"config.yaml").read_text()), _plain(config))
+            if diff: raise ConfigError(f"{self.path/'config.yaml'}: {diff[0]} is {diff[1]!r} there and {diff[2]!r} now; resume with the run's own settings or use another run name")
         (self.path/"figures").mkdir(parents=True, exist_ok=True)
         if config is not None: self.save_config(config)
 
     def save_config(self, config):
-        d = config.to_dict() if isinstance(config, Config) else dict(config)
-        (self.path/"config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(d, default=_jsonable)), sort_keys=False))
+        (self.path/"config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
 
     def log_metrics(self, metrics: dict, step: Optional[int] = None):
         "Append one line to `metrics.jsonl`."

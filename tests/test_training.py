@@ -44,24 +44,27 @@ def test_resume_from_last_checkpoint(tmp_path, monkeypatch, tracking):
 class _Crash(Exception): pass
 
 
-@pytest.mark.parametrize("steps_per_call", [1, 3])
-def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, steps_per_call):
-    """A run that crashed in epoch 2 continues from the checkpoint of epoch 1 and reproduces the uninterrupted run
-    exactly: its epoch 2 sees epoch 2's batch order (the DataModule's saved loader position), not epoch 1's again."""
+@pytest.mark.parametrize("steps_per_call,minutes,saved_step", [(1, 10.0, 19), (1, 0.0, 21), (3, 0.0, 19)],
+                         ids=["epoch-end-checkpoint", "mid-epoch-checkpoint", "steps-per-call-3"])
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, steps_per_call, minutes, saved_step):
+    """A run that crashed in its second epoch continues from `last.ckpt` and reproduces the uninterrupted run exactly:
+    the same batches in the same order (the DataModule's saved loader position), the same best epoch. With
+    `checkpoint_minutes=0` the checkpoint is the step before the crash; otherwise the end of epoch 1."""
     import lightning as L, torch
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
     class CrashInEpoch2(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if trainer.current_epoch == 1 and batch_idx == 2: raise _Crash
-    d = make_synthetic(SyntheticConfig(rows=6000, seed=3))
-    cfg = TrainConfig(epochs=3, batch_size=256, progress=False, steps_per_call=steps_per_call)
+    d = make_synthetic(SyntheticConfig(rows=6000, seed=3))                    # 19 batches an epoch
+    cfg = TrainConfig(epochs=3, batch_size=256, progress=False, steps_per_call=steps_per_call, checkpoint_minutes=minutes)
     def model(): torch.manual_seed(0); return build_model("deepfm", d.schema())
     straight = fit(model(), d, cfg, RunDir("straight", root=tmp_path))
     run = RunDir("crash", root=tmp_path)
     with pytest.raises(_Crash): fit(model(), d, cfg, run, callbacks=[CrashInEpoch2()])
+    assert torch.load(run.path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == saved_step
     resumed = fit(model(), d, cfg, run)
-    assert resumed["epochs_run"] == 3
+    assert resumed["epochs_run"] == 3 and resumed["best_epoch"] == straight["best_epoch"]
     for k in ("val_logloss", "test_logloss", "test_auc"): assert resumed[k] == straight[k], (k, resumed[k], straight[k])
 
 
@@ -74,6 +77,25 @@ def test_every_baseline_beats_base_rate_on_synthetic(name):
     base_ll = -np.mean(y * np.log(base) + (1 - y) * np.log(1 - base))
     assert r["test_logloss"] < base_ll - 0.02, (name, r["test_logloss"], base_ll)
     assert r["test_logloss"] > bayes_logloss(d, sp[2]) - 0.01   # nothing beats the truth (up to noise)
+
+
+def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_settings(tmp_path):
+    """`train --resume` after a leaderboard stopped during its second model: the first model's result is read back
+    (not retrained), the second continues from its checkpoint to the same metrics; changed settings are refused."""
+    cli = [str(Path(sys.executable).parent / "nasrec-lit"), "train", "--model", "lr,fm", "--data", "synthetic", "--epochs", "2",
+           "--runs-dir", str(tmp_path)]
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    assert subprocess.run(cli, capture_output=True, env=env).returncode == 0
+    lr, fm = (tmp_path / f"synthetic-{m}-s2024" for m in ("lr", "fm"))
+    first = json.loads((fm / "result.json").read_text()); (fm / "result.json").unlink()   # as if stopped before fm finished
+    t_lr = (lr / "result.json").stat().st_mtime_ns
+    r = subprocess.run(cli + ["--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (lr / "result.json").stat().st_mtime_ns == t_lr                               # read back, not retrained
+    again = json.loads((fm / "result.json").read_text())
+    assert again["test_logloss"] == first["test_logloss"] and again["epochs_run"] == 2
+    r = subprocess.run(cli[:-4] + ["--epochs", "3", "--runs-dir", str(tmp_path), "--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "train.epochs is 2 there and 3 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_cli_train_and_help(tmp_path):

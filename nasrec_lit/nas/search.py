@@ -351,7 +351,7 @@ def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Option
         res = nasrec_search(data, space, cpu_supernet_config(seed=s, **(sn_kw or {})), cfg, f/"search", splits=splits, log=log)
         seed_rows = [dict(seed=s, name="NASRec (searched)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
         tc, _ = scratch_protocol(cfg, seed=s)
-        df, _, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True)
+        df, _, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True, resume=True)   # models finished before a crash are read back
         seed_rows += [dict(seed=s, **{k: r[k] for k in ("name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})
                       for r in df.to_dict(orient="records") if r["name"] != "base rate"]
         write_json(done, seed_rows); rows += seed_rows
