@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
+__all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_json', 'RunDir', 'make_logger', 'finish_logger', 'progress', 'log_step_now',
            'quiet_lightning', 'fit_resuming', 'LeanHooks']
 
@@ -178,10 +178,13 @@ def _plain(config) -> dict:
     "A config as the plain JSON-like dict that `config.yaml` holds."
     return json.loads(json.dumps(config.to_dict() if isinstance(config, Config) else dict(config), default=_jsonable))
 
+RESUME_FREE = ("progress", "checkpoint_minutes")   # config fields a resumed run may change: they do not change what is computed
+
 def _first_difference(old, new, key=""):
-    "(dotted key, old value, new value) of the first difference between two plain configs, or None."
+    "(dotted key, old value, new value) of the first difference between two plain configs, or None (fields in `RESUME_FREE` aside)."
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old) + [k for k in new if k not in old]:
+            if k in RESUME_FREE: continue
             d = _first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else k)
             if d: return d
         return None
@@ -287,10 +290,12 @@ def quiet_lightning():
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
-def fit_resuming(trainer, *args, ckpt_path=None, **kw):
-    "`trainer.fit(*args, ckpt_path=...)`; when resuming, without the warning that the checkpoint folder is not empty (it holds the run's own)."
+def fit_resuming(trainer, *args, ckpt_path=None, expected=(), **kw):
+    """`trainer.fit(*args, ckpt_path=...)`; when resuming, without the warning that the checkpoint folder is not empty
+    (it holds the run's own), and without the warnings whose messages start with a string in `expected`."""
     with warnings.catch_warnings():
         if ckpt_path is not None: warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        for m in expected: warnings.filterwarnings("ignore", message=re.escape(m))
         return trainer.fit(*args, ckpt_path=ckpt_path, **kw)
 
 # %% ../nbs/00_core.ipynb #af5309a4
