@@ -255,8 +255,8 @@ def critic_generate(data: str = _CRM_OPTS["data"], n_train: Optional[int] = _CRM
                     seed: int = _CRM_OPTS["seed"], cpu: bool = _CRM_OPTS["cpu"], backbone: Optional[str] = _CRM_OPTS["backbone"],
                     run_dir: Path = _CRM_OPTS["run_dir"]):
     "Stage 1: sample N critiques per training response (cached, resumable), filter for consistency, report."
-    from nasrec_lit.llm.backbone import load_backbone, GenConfig
-    from nasrec_lit.llm.critic_rm import GenCache, sample_critiques, consistency_filter
+    from nasrec_lit.llm.backbone import load_backbone, GenConfig, GenCache
+    from nasrec_lit.llm.critic_rm import sample_critiques, consistency_filter
     from nasrec_lit.llm.preference import load_preferences, split_pairs
     cfg = _critic_cfg(data, None, n_train, None, None, n_critiques, critique_tokens, None, None, None, None, seed, cpu)
     bb = load_backbone(backbone)
@@ -343,9 +343,10 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
              rubric: bool = typer.Option(False, help="PandaLM: also run the generating 1-5 rubric judge"),
              max_new_tokens: int = typer.Option(384), retries: int = typer.Option(5), seed: int = typer.Option(0),
              backbone: Optional[str] = typer.Option(None, help="HF directory or .gguf (default: packaged SmolLM2)"),
-             out: Optional[Path] = typer.Option(None, help="CSV of judge scores (benchmark CSV input)")):
+             out: Optional[Path] = typer.Option(None, help="CSV of judge scores (benchmark CSV input)"),
+             cache: Optional[Path] = typer.Option(None, help="generation cache (JSONL) a rerun resumes from; default for a CSV: next to --out")):
     "Run the judge: agreement with PandaLM's human majority, or scores for every response of a CrossEval CSV."
-    from nasrec_lit.llm.backbone import load_backbone
+    from nasrec_lit.llm.backbone import load_backbone, GenCache
     from nasrec_lit.llm import crosseval as ce
     cfg = ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries, seed=seed)
     if data.split(":")[0] == "pandalm":
@@ -354,7 +355,7 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
         pl = load_preferences(data); pl = [pl[i] for i in np.random.default_rng(seed).permutation(len(pl))]
         pl = pl[:limit] if limit else pl
         bb = load_backbone(backbone)
-        agree, info = ce.pandalm_agreement(bb, pl, rubric=rubric, rubric_cfg=cfg)
+        agree, info = ce.pandalm_agreement(bb, pl, rubric=rubric, rubric_cfg=cfg, cache=GenCache(cache) if cache else None)
         console.print(table(agree.to_dict("records"), title=f"judge vs PandaLM human majority ({len(pl)} pairs; "
                             f"always-first {info['always_first_accuracy']:.3f})", floatfmt="{:.3f}"))
         return
@@ -363,24 +364,27 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
     bb = load_backbone(backbone)
     rf = ce.references_for(long, refs, seed)
     items = [(ce.judge_prompt(r.prompt, r.response, x),) for r, x in zip(long.itertuples(index=False), rf)]
-    res = ce.judge(bb, items, cfg)
-    long = long.assign(judge=res.scores, judge_100=ce.to_100(res.scores), judge_method=res.method)
     out = out or Path(data).with_suffix(".judge.csv")
+    gc = GenCache(cache or out.with_suffix(".generations.jsonl")); before = len(gc)
+    res = ce.judge(bb, items, cfg, gc)
+    long = long.assign(judge=res.scores, judge_100=ce.to_100(res.scores), judge_method=res.method)
     long.drop(columns=["ratings", "explanations"]).to_csv(out, index=False)
     console.print(table(ce.correlation_table(long).to_dict("records"), title=f"judge vs human mean ({refs} refs)", floatfmt="{:.3f}"))
-    console.print(f"parse stats: {res.stats}; scores: {out}", highlight=False)
+    console.print(f"parse stats: {res.stats}; scores: {out}; generations: {gc.path} ({before} reused, {gc.misses} new)", highlight=False)
 
 @ce_app.command("meta-eval")
 @guarded
 def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"), refs: str = typer.Option("0,1,2"),
                  limit: int = typer.Option(0, help="responses to judge (0: all)"), max_new_tokens: int = typer.Option(384),
-                 retries: int = typer.Option(5), seed: int = typer.Option(0), backbone: Optional[str] = typer.Option(None)):
+                 retries: int = typer.Option(5), seed: int = typer.Option(0), backbone: Optional[str] = typer.Option(None),
+                 cache: Optional[Path] = typer.Option(None, help="generation cache (JSONL) a rerun resumes from (default: next to --data)")):
     "Pearson/Spearman/Kendall of judge vs human mean, per capability and overall, with 0/1/2 leave-one-out references."
-    from nasrec_lit.llm.backbone import load_backbone
+    from nasrec_lit.llm.backbone import load_backbone, GenCache
     from nasrec_lit.llm import crosseval as ce
     long = ce.responses_long(ce.read_crosseval(data)); long = long.iloc[:limit] if limit else long
     bb = load_backbone(backbone)
-    t = ce.meta_evaluate(bb, long, [int(x) for x in refs.split(",")], ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed)
+    gc = GenCache(cache or Path(data).with_suffix(".meta-eval.generations.jsonl"))
+    t = ce.meta_evaluate(bb, long, [int(x) for x in refs.split(",")], ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc)
     console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
 
 # %% ../nbs/90_cli.ipynb #df672592

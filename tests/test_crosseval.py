@@ -108,3 +108,39 @@ def test_meta_evaluate_runs_with_0_1_2_references(tmp_path):
     assert u.index("[Attached file]") < u.index("[Prompt]") < u.index("[Reference example 1]") < u.index("[Response to evaluate]")
     assert "Human rater 2: 5/5. great" in u and u.rstrip().endswith('"Score: X/5".') and "June-July 2024" in u
     assert ce.to_100([1, 5, 3]).tolist() == [1.0, 100.0, 50.5]
+
+
+def test_judge_resumes_from_its_generation_cache(tmp_path, monkeypatch):
+    """A judge run that stopped part way resumes from its `GenCache`: what was generated is not generated again,
+    and the scores equal those of a run that never stopped (retries included)."""
+    from nasrec_lit.llm import backbone as B
+    bb = B.load_backbone(str(B.tiny_llama_dir(tmp_path/"tiny")))
+    long = ce.responses_long(ce.validate_crosseval(bench_frame(30)))                    # 90 responses: chunks of 64 + 26
+    items = [(ce.judge_prompt(r.prompt, r.response),) for r in long.itertuples(index=False)]
+    cfg = ce.JudgeConfig(max_new_tokens=8, retries=1, batch_size=8)
+    straight = ce.judge(bb, items, cfg, B.GenCache(tmp_path/"straight.jsonl"))
+    real, calls = B.generate, []
+    def crashing(bb_, texts, *a, **k):
+        calls.append(len(texts))
+        if len(calls) == 2: raise KeyboardInterrupt("simulated crash after the first chunk")
+        return real(bb_, texts, *a, **k)
+    monkeypatch.setattr(B, "generate", crashing)
+    with pytest.raises(KeyboardInterrupt): ce.judge(bb, items, cfg, B.GenCache(tmp_path/"judge.jsonl"))
+    assert len(B.GenCache(tmp_path/"judge.jsonl")) == 64
+    calls.clear(); monkeypatch.setattr(B, "generate", lambda bb_, texts, *a, **k: (calls.append(len(texts)), real(bb_, texts, *a, **k))[1])
+    resumed = ce.judge(bb, items, cfg, B.GenCache(tmp_path/"judge.jsonl"))
+    assert calls[0] == 26                                                                # first try: only the missing 26
+    assert np.array_equal(resumed.scores, straight.scores, equal_nan=True) and resumed.method == straight.method
+
+
+def test_cli_judge_csv_writes_scores_and_reuses_its_generations(tmp_path):
+    from nasrec_lit.llm.backbone import tiny_llama_dir
+    tiny = str(tiny_llama_dir(tmp_path/"tiny")); csv = tmp_path/"bench.csv"; bench_frame(4).to_csv(csv, index=False)
+    args = ["crosseval", "judge", "--data", str(csv), "--limit", "0", "--refs", "1", "--max-new-tokens", "8", "--retries", "1", "--backbone", tiny]
+    r1 = CliRunner().invoke(app, args)
+    assert r1.exit_code == 0, r1.output
+    scores = pd.read_csv(tmp_path/"bench.judge.csv"); assert len(scores) == 12 and scores.judge.between(1, 5).all()
+    assert (tmp_path/"bench.judge.generations.jsonl").exists() and "(0 reused" in r1.output
+    r2 = CliRunner().invoke(app, args)                                   # a rerun (as after a crash) generates nothing again
+    assert r2.exit_code == 0 and ", 0 new)" in r2.output, r2.output
+    assert pd.read_csv(tmp_path/"bench.judge.csv").judge.tolist() == scores.judge.tolist()

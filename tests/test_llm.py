@@ -161,21 +161,21 @@ def test_generation_cache_resumes_without_regenerating(tiny, tmp_path, monkeypat
     texts = [B.chat_text(tiny.tokenizer, f"question {i}") for i in range(6)]
     cfg = B.GenConfig(max_new_tokens=4, temperature=0.8, batch_size=2)
     calls = []
-    real = C.generate
+    real = B.generate
     def counting(bb, ts, *a, **k):
         calls.append(len(ts))
         if len(calls) == 2: raise KeyboardInterrupt("simulated crash half way")
         return real(bb, ts, *a, **k)
-    monkeypatch.setattr(C, "generate", counting)
-    cache = C.GenCache(tmp_path/"gen.jsonl")
-    with pytest.raises(KeyboardInterrupt): C.cached_generate(tiny, texts, 2, cfg, cache, chunk=4)
-    assert len(C.GenCache(tmp_path/"gen.jsonl")) == 4                    # the first chunk was written before the crash
+    monkeypatch.setattr(B, "generate", counting)
+    cache = B.GenCache(tmp_path/"gen.jsonl")
+    with pytest.raises(KeyboardInterrupt): B.cached_generate(tiny, texts, 2, cfg, cache, chunk=4)
+    assert len(B.GenCache(tmp_path/"gen.jsonl")) == 4                    # the first chunk was written before the crash
     with open(tmp_path/"gen.jsonl", "a") as f: f.write('{"key": "torn')  # and a torn line from a crash mid-write
-    calls.clear(); monkeypatch.setattr(C, "generate", lambda bb, ts, *a, **k: (calls.append(len(ts)), real(bb, ts, *a, **k))[1])
-    cache = C.GenCache(tmp_path/"gen.jsonl"); assert cache.torn == 1
-    out = C.cached_generate(tiny, texts, 2, cfg, cache, chunk=4)
+    calls.clear(); monkeypatch.setattr(B, "generate", lambda bb, ts, *a, **k: (calls.append(len(ts)), real(bb, ts, *a, **k))[1])
+    cache = B.GenCache(tmp_path/"gen.jsonl"); assert cache.torn == 1
+    out = B.cached_generate(tiny, texts, 2, cfg, cache, chunk=4)
     assert sum(calls) == 8 and cache.hits == 4 and cache.misses == 8      # only the 8 missing samples were generated
-    calls.clear(); out2 = C.cached_generate(tiny, texts, 2, cfg, C.GenCache(tmp_path/"gen.jsonl"), chunk=4)
+    calls.clear(); out2 = B.cached_generate(tiny, texts, 2, cfg, B.GenCache(tmp_path/"gen.jsonl"), chunk=4)
     assert calls == [] and out2 == out
 
 
@@ -220,7 +220,7 @@ def test_inference_critiques_are_keyed_by_the_trained_model(tiny, tmp_path):
     a = C.train_reward_model(tiny, ex, cfg, critique=True, run=None)
     b = C.train_reward_model(tiny, ex, cfg.replace(lr=2e-2), critique=True, run=None)
     assert a.fingerprint() == a.fingerprint() and a.fingerprint() != b.fingerprint()
-    cache = C.GenCache(tmp_path/"gen.jsonl"); g = B.GenConfig(max_new_tokens=4, temperature=0.8, batch_size=2, seed=1)
+    cache = B.GenCache(tmp_path/"gen.jsonl"); g = B.GenConfig(max_new_tokens=4, temperature=0.8, batch_size=2, seed=1)
     C.critic_rewards(a, [pp], 2, g, cache)
     n = len(cache)
     C.critic_rewards(b, [pp], 2, g, cache)

@@ -17,8 +17,8 @@ from ..core import Config, param, NasrecError, cache_root, progress
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'Messages', 'PAIRWISE_SYSTEM', 'POINTWISE_SYSTEM', 'smollm2_path', 'resolve_source',
            'convert_gguf', 'Backbone', 'load_backbone', 'tiny_llama_dir', 'as_messages', 'chat_text', 'GenConfig',
-           'generate', 'choice_token_ids', 'choice_probs', 'parse_score', 'LoraSpec', 'add_lora', 'pairwise_judge',
-           'pointwise_scores', 'pointwise_judge']
+           'generate', 'GenCache', 'cached_generate', 'choice_token_ids', 'choice_probs', 'parse_score', 'LoraSpec',
+           'add_lora', 'pairwise_judge', 'pointwise_scores', 'pointwise_judge']
 
 # %% ../../nbs/20_llm.ipynb #c9bc64b1
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -194,6 +194,59 @@ def generate(bb: Backbone, texts: Sequence[str], cfg: GenConfig = None, desc: st
     model.train(was_training)
     if stats is not None: stats["prompts_truncated"] = stats.get("prompts_truncated", 0) + truncated
     return outs
+
+# %% ../../nbs/20_llm.ipynb #e138ea27
+class GenCache:
+    "Append-only JSONL cache of generated texts keyed by a hash of (model, prompt, settings, sample index)."
+    def __init__(self, path):
+        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.data: dict[str, str] = {}; self.torn = 0
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try: rec = json.loads(line); self.data[rec["key"]] = rec["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError): self.torn += 1
+        self.hits = self.misses = 0
+        # a crash mid-write leaves a last line without its newline: start the next record on a fresh line
+        self._newline_first = self.path.exists() and self.path.stat().st_size > 0 and self._last_byte() != b"\n"
+
+    def _last_byte(self) -> bytes:
+        with open(self.path, "rb") as f: f.seek(-1, os.SEEK_END); return f.read(1)
+
+    @staticmethod
+    def key(model: str, prompt: str, settings: dict, sample: int) -> str:
+        return hashlib.sha256(json.dumps([model, prompt, settings, sample], sort_keys=True).encode()).hexdigest()
+
+    def get(self, key: str) -> Optional[str]: return self.data.get(key)
+    def __contains__(self, key): return key in self.data
+    def __len__(self): return len(self.data)
+
+    def put_many(self, items: Sequence[tuple]):
+        "Append (key, text) records and fsync."
+        if not items: return
+        with open(self.path, "a", encoding="utf-8") as f:
+            if self._newline_first: f.write("\n"); self._newline_first = False
+            for k, t in items:
+                f.write(json.dumps({"key": k, "text": t}) + "\n"); self.data[k] = t
+            f.flush(); os.fsync(f.fileno())
+
+def cached_generate(bb: Backbone, texts: Sequence[str], n: int, cfg: GenConfig, cache: Optional[GenCache],
+                    desc: str = "generate", chunk: int = 64, stats: Optional[dict] = None) -> list[list[str]]:
+    "n samples per text, generating only what `cache` lacks, writing each chunk to the cache as it finishes."
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in ("batch_size",)}
+    keys = [[GenCache.key(bb.name, t, settings, s) for s in range(n)] for t in texts]
+    todo = [(i, s) for i in range(len(texts)) for s in range(n) if cache is None or keys[i][s] not in cache]
+    out = {}
+    for c0 in progress(range(0, len(todo), chunk), desc=desc, unit="chunk"):
+        part = todo[c0:c0 + chunk]
+        # the seed depends on the chunk's first item, so a resumed run does not repeat the same random stream
+        g = cfg.replace(seed=cfg.seed + 7919 * part[0][0] + part[0][1])
+        gen = generate(bb, [texts[i] for i, _ in part], g, desc=desc, stats=stats)
+        recs = [(keys[i][s], t) for (i, s), t in zip(part, gen)]
+        if cache is not None: cache.put_many(recs)
+        out.update({(i, s): t for (i, s), t in zip(part, gen)})
+    if cache is not None: cache.hits += len(texts)*n - len(todo); cache.misses += len(todo)
+    return [[out[(i, s)] if (i, s) in out else cache.get(keys[i][s]) for s in range(n)] for i in range(len(texts))]
 
 # %% ../../nbs/20_llm.ipynb #34eee100
 def choice_token_ids(tokenizer, choices: Sequence[str]) -> list[int]:

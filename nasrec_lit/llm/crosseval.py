@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import Config, param, NasrecError, progress, project_data_dirs
-from .backbone import (Backbone, GenConfig, chat_text, generate, choice_probs, parse_score,
+from .backbone import (Backbone, GenConfig, GenCache, cached_generate, chat_text, generate, choice_probs, parse_score,
                                      pairwise_judge)
 
 # %% auto #0
@@ -204,8 +204,10 @@ class JudgeResult:
     outputs: list                 # the last generated text per item
     stats: dict
 
-def judge(bb: Backbone, items: Sequence[tuple], cfg: JudgeConfig = None) -> JudgeResult:
-    "Score (user_turn, ) items with the rubric judge: greedy, parse, retry, then the fallback."
+def judge(bb: Backbone, items: Sequence[tuple], cfg: JudgeConfig = None, cache: Optional[GenCache] = None) -> JudgeResult:
+    """Score (user_turn, ) items with the rubric judge: greedy, parse, retry, then the fallback. With `cache` (a
+    `GenCache`) every judgement is kept as its chunk finishes, so a run that stopped resumes without generating
+    again what it had (the counts in `stats['prompts_truncated']` then cover the newly generated items only)."""
     cfg = cfg or JudgeConfig()
     texts = [chat_text(bb.tokenizer, u, system=JUDGE_SYSTEM) for (u,) in items]
     n = len(texts); scores = np.full(n, np.nan); method = ["missing"]*n; outputs = [""]*n
@@ -215,7 +217,9 @@ def judge(bb: Backbone, items: Sequence[tuple], cfg: JudgeConfig = None) -> Judg
         if not todo: break
         g = GenConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0 if attempt == 0 else cfg.retry_temperature,
                       batch_size=cfg.batch_size, max_prompt_tokens=cfg.max_prompt_tokens, seed=cfg.seed + attempt)
-        outs = generate(bb, [texts[i] for i in todo], g, desc=f"judge try {attempt}", stats=stats)
+        batch = [texts[i] for i in todo]
+        outs = (generate(bb, batch, g, desc=f"judge try {attempt}", stats=stats) if cache is None else
+                [o[0] for o in cached_generate(bb, batch, 1, g, cache, desc=f"judge try {attempt}", stats=stats)])
         left = []
         for i, o in zip(todo, outs):
             outputs[i] = o
@@ -280,15 +284,15 @@ def references_for(long: pd.DataFrame, k: int, seed: int = 0) -> list[list[Refer
     return out
 
 def meta_evaluate(bb: Backbone, long: pd.DataFrame, n_refs: Sequence[int] = (0, 1, 2), cfg: JudgeConfig = None,
-                  seed: int = 0) -> pd.DataFrame:
-    "Run the judge with 0/1/2 leave-one-out references; correlations per capability and overall for each."
+                  seed: int = 0, cache: Optional[GenCache] = None) -> pd.DataFrame:
+    "Run the judge with 0/1/2 leave-one-out references; correlations per capability and overall for each (`cache`: see `judge`)."
     tables = []
     for k in n_refs:
         refs = references_for(long, k, seed)
         items = [(judge_prompt(r.prompt, r.response, rf, None if pd.isna(r.attached_file) else str(r.attached_file),
                                tool_use_note=r.capability.startswith("Tool Use")),)
                  for r, rf in zip(long.itertuples(index=False), refs)]
-        res = judge(bb, items, cfg)
+        res = judge(bb, items, cfg, cache)
         t = correlation_table(long.assign(judge=res.scores)); t.insert(0, "references", k)
         t["parsed_share"] = res.stats["parsed"] / max(1, res.stats["items"])
         tables.append(t)
@@ -403,7 +407,7 @@ def cohen_kappa(a, b) -> float:
     return float((po - pe) / (1 - pe)) if pe < 1 else float("nan")
 
 def pandalm_agreement(bb: Backbone, pairs, swap_modes=(False, True), rubric: bool = False, rubric_cfg: JudgeConfig = None,
-                      batch_size: int = 8) -> tuple[pd.DataFrame, dict]:
+                      batch_size: int = 8, cache: Optional[GenCache] = None) -> tuple[pd.DataFrame, dict]:
     "Judge–human agreement on PandaLM pairs shown in their original order: pairwise (per swap mode) and optionally the rubric judge."
     if any(p.orig_pos not in (1, 2) for p in pairs): raise NasrecError("pandalm_agreement needs PandaLM pairs (with their original order)")
     first = [p.chosen if p.orig_pos == 1 else p.rejected for p in pairs]
@@ -420,7 +424,7 @@ def pandalm_agreement(bb: Backbone, pairs, swap_modes=(False, True), rubric: boo
                          kappa=cohen_kappa(pred, human), says_first=float(np.mean(pred == 1)), ties=0.0, n=len(pairs)))
     if rubric:
         its = [(judge_prompt(p.prompt_text(), r),) for p, a, b in zip(pairs, first, second) for r in (a, b)]
-        res = judge(bb, its, rubric_cfg)
+        res = judge(bb, its, rubric_cfg, cache)
         s = res.scores.reshape(-1, 2)
         pred = np.where(s[:, 0] > s[:, 1], 1, np.where(s[:, 0] < s[:, 1], 2, 0))
         rows.append(dict(judge="rubric 1-5 (pointwise)", position_swap=False, accuracy=float(np.mean(pred == human)),
