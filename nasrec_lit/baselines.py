@@ -86,8 +86,7 @@ class CTRModel(LeanHooks, L.LightningModule):
         parts = self._eval.pop(stage, [])
         if not parts: return
         y = torch.cat([a for a, _ in parts]); p = torch.cat([b for _, b in parts])
-        if self.trainer is not None and self.trainer.world_size > 1:   # DDP: gather every rank's predictions
-            y = self.all_gather(y.to(self.device)).reshape(-1).cpu(); p = self.all_gather(p.to(self.device)).reshape(-1).cpu()
+        # under DDP every rank evaluates every row (only training is split, see `CTRDataModule`): no gather needed
         m = ctr_metrics(y.numpy(), p.numpy(), prefix=f"{stage}_")
         self.log_dict(m, prog_bar=(stage == "val"), sync_dist=False)
     def on_validation_epoch_end(self): self._finish("val")
@@ -306,7 +305,10 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
                         gradient_clip_val=None if grouped else model.optim.grad_clip, default_root_dir=str(run.path) if run else None)
     last = run.path/"checkpoints"/"last.ckpt" if run is not None else None
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
-    t0 = time.perf_counter(); fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path); train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # DDP: every rank computes the same validation metrics over every row, so Lightning's advice to sync them does not apply
+    fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path, expected=("It is recommended to use `self.log(",))
+    train_s = time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path and cfg.select_best:
         model.load_state_dict(torch.load(ckpt.best_model_path, map_location=model.device, weights_only=False)["state_dict"])
     y = {k: np.asarray(data.label[idx]) for k, idx in zip(("val", "test"), splits[1:])}
@@ -314,9 +316,10 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     for k, idx in zip(("val", "test"), splits[1:]):
         res.update(ctr_metrics(y[k], model.predict_proba(dm.data, idx, cfg.eval_batch_size), prefix=f"{k}_"))
     steps, epochs = trainer.global_step - best_mem.start[0], trainer.current_epoch - best_mem.start[1]     # of this call (a resumed run did the rest before)
+    samples = min(steps * cfg.batch_size * trainer.world_size, len(splits[0]) * max(1, epochs))            # every rank's (DDP)
     res.update(params=count_params(model), flops_per_sample=flops_per_sample(model, next(iter(ArrayLoader(dm.data, splits[2][:64], 64)))),
                epochs_run=trainer.current_epoch, best_epoch=best_mem.best_epoch, train_seconds=round(train_s, 3),
-               train_samples_per_s=round(min(steps * cfg.batch_size, len(splits[0]) * max(1, epochs)) / max(train_s, 1e-9), 1))
+               train_steps=trainer.global_step, world_size=trainer.world_size, train_samples_per_s=round(samples / max(train_s, 1e-9), 1))
     if run is not None:
         run.write_result(res); run.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
     if logger is not None:

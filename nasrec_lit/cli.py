@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .core import NasrecError, RunDir, seed_everything
+from .core import NasrecError, RunDir, seed_everything, is_rank_zero
 from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
@@ -23,7 +23,7 @@ __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app
            'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb #f2c7e529
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 160, quiet=not is_rank_zero())   # DDP: the other ranks print nothing
 err_console = Console(stderr=True)
 app = typer.Typer(help="nasrec_lit: NASRec and friends, literate and Lightning-based.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

@@ -14,8 +14,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
-           'project_data_dirs', 'write_json', 'RunDir', 'make_logger', 'finish_logger', 'progress', 'log_step_now',
-           'quiet_lightning', 'fit_resuming', 'LeanHooks']
+           'project_data_dirs', 'write_json', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'progress',
+           'log_step_now', 'quiet_lightning', 'fit_resuming', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -190,30 +190,39 @@ def _first_difference(old, new, key=""):
         return None
     return None if old == new else (key, old, new)
 
+def is_rank_zero() -> bool:
+    "False in the other processes of a distributed (DDP) run: they compute, rank 0 writes the files."
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+    return getattr(rank_zero_only, "rank", 0) == 0
+
 class RunDir:
     """A run directory `root/<name>/` with config, metrics, figures and `result.json`. `resume=True` continues a run
-    that is already there: its `config.yaml` must match `config` (else a `ConfigError` names the first field that differs)."""
+    that is already there: its `config.yaml` must match `config` (else a `ConfigError` names the first field that differs).
+    In a distributed run only rank 0 writes (the other ranks' writes are no-ops)."""
     def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True, resume: bool = False):
         self.name = _slug(name); self.path = Path(root)/self.name
         if self.path.exists() and not exist_ok: raise NasrecError(f"run directory {self.path} already exists")
         if resume and config is not None and (self.path/"config.yaml").exists():
             diff = _first_difference(yaml.safe_load((self.path/"config.yaml").read_text()), _plain(config))
             if diff: raise ConfigError(f"{self.path/'config.yaml'}: {diff[0]} is {diff[1]!r} there and {diff[2]!r} now; resume with the run's own settings or use another run name")
-        (self.path/"figures").mkdir(parents=True, exist_ok=True)
+        if is_rank_zero(): (self.path/"figures").mkdir(parents=True, exist_ok=True)
         if config is not None: self.save_config(config)
 
     def save_config(self, config):
-        (self.path/"config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        if is_rank_zero(): (self.path/"config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
 
     def log_metrics(self, metrics: dict, step: Optional[int] = None):
         "Append one line to `metrics.jsonl`."
+        if not is_rank_zero(): return
         rec = {"time": time.time(), **({"step": step} if step is not None else {}), **metrics}
         with open(self.path/"metrics.jsonl", "a") as f: f.write(json.dumps(rec, default=_jsonable) + "\n")
 
     def save_figure(self, fig, name: str):
-        p = self.path/"figures"/f"{_slug(name)}.png"; fig.savefig(p, dpi=110, bbox_inches="tight"); return p
+        p = self.path/"figures"/f"{_slug(name)}.png"
+        if is_rank_zero(): fig.savefig(p, dpi=110, bbox_inches="tight")
+        return p
 
-    def write_result(self, result: dict): return write_json(self.path/"result.json", result)
+    def write_result(self, result: dict): return write_json(self.path/"result.json", result) if is_rank_zero() else None
     def read_result(self) -> dict: return json.loads((self.path/"result.json").read_text())
     def __repr__(self): return f"RunDir({str(self.path)!r})"
 
@@ -245,7 +254,7 @@ def _csv_logger(run: RunDir):
     as `metrics-<k>.csv` (k = 1, 2, … in resume order) before the logger starts."""
     from lightning.pytorch.loggers import CSVLogger
     old = run.path/"csv"/"metrics.csv"
-    if old.exists():
+    if old.exists() and is_rank_zero():
         k = 1
         while (old.parent/f"metrics-{k}.csv").exists(): k += 1
         old.rename(old.parent/f"metrics-{k}.csv")

@@ -913,19 +913,30 @@ class ArrayLoader:
     """Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`.
     Stateful: `state_dict()` says which epoch is in progress and how many of its batches were consumed, and
     `load_state_dict()` makes the next iteration continue from there (Lightning saves and restores this state in its
-    checkpoints, so a resumed run sees the batches an uninterrupted one would, mid-epoch included)."""
-    def __init__(self, data: CTRData, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+    checkpoints, so a resumed run sees the batches an uninterrupted one would, mid-epoch included).
+    Distributed (DDP): with `world_size` > 1 each epoch's order is split across the ranks like torch's
+    `DistributedSampler` (padded with its first rows to a multiple of `world_size`; rank r takes every
+    `world_size`-th row from r), so every rank runs the same number of batches on its own rows."""
+    def __init__(self, data: CTRData, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 rank: int = 0, world_size: int = 1):
         self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = data, int(batch_size), shuffle, seed, drop_last
+        if not 0 <= rank < world_size: raise ConfigError(f"ArrayLoader: rank={rank} is outside 0..{world_size - 1}")
+        self.rank, self.world_size = int(rank), int(world_size)
         self.indices = np.arange(len(data)) if indices is None else np.asarray(indices)
         self.epoch, self._start = 0, 0            # where the next iteration starts: epoch, batches of it to skip
         self._pos = None                          # [epoch, batches consumed] of the iteration in progress
-        self._contig = indices is None and not shuffle
+        self._contig = indices is None and not shuffle and world_size == 1
     def __len__(self):
-        n = len(self.indices); return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n = -(-len(self.indices) // self.world_size)          # this rank's rows
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
     def order(self, epoch: int) -> np.ndarray:
-        "Row indices in the order epoch `epoch` (0-based) visits them: a fresh permutation of `indices` each epoch when shuffling."
-        return self.indices[np.random.default_rng(self.seed + epoch).permutation(len(self.indices))] if self.shuffle else self.indices
-    def _signature(self) -> dict: return dict(rows=len(self.indices), batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed)
+        """Row indices in the order epoch `epoch` (0-based) visits them on this rank: a fresh permutation of `indices`
+        each epoch when shuffling (the same on every rank), then this rank's share."""
+        idx = self.indices[np.random.default_rng(self.seed + epoch).permutation(len(self.indices))] if self.shuffle else self.indices
+        if self.world_size == 1: return idx
+        pad = -len(idx) % self.world_size
+        return np.concatenate([idx, idx[:pad]])[self.rank::self.world_size]
+    def _signature(self) -> dict: return dict(rows=len(self.indices), batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, world_size=self.world_size)
     def state_dict(self, position=None) -> dict:
         """{'epoch', 'batches'} of the iteration in progress (else of the next one) and the loader's settings. A batch
         counts as consumed once it is handed out: Lightning does not prefetch from a loader with a length, so that is
@@ -978,7 +989,11 @@ class CTRDataModule(L.LightningDataModule):
         self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
         self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
         self._train, self._train_state = None, None
-    def make_train_loader(self): return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed)
+    def make_train_loader(self):
+        "The training loader: shuffled each epoch, and this rank's share of it under DDP (evaluation loaders: every row on every rank)."
+        t = self.trainer
+        return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed,
+                           rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)
     def train_dataloader(self):
         self._train = self.make_train_loader()
         if self._train_state is not None: self._train.load_state_dict(self._train_state)

@@ -98,6 +98,18 @@ def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_setting
     assert r.returncode == 2 and "train.epochs is 2 there and 3 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_cli_train_ddp_on_cpu_splits_the_training_rows(tmp_path):
+    """`--strategy ddp --devices 2` (two CPU processes, gloo): each rank trains on its half of every epoch, so the
+    run takes half the optimizer steps; rank 0 alone writes the run folder and prints the table."""
+    cli = [str(Path(sys.executable).parent / "nasrec-lit"), "train", "--model", "fm", "--data", "synthetic", "--epochs", "1",
+           "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--runs-dir", str(tmp_path)]
+    r = subprocess.run(cli, capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0"), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "synthetic-fm-s2024" / "result.json").read_text())
+    assert res["world_size"] == 2 and res["train_steps"] == -(-(-(-res["rows_train"] // 2)) // 1024)
+    assert res["test_logloss"] < 0.7 and r.stdout.count("test metrics") == 1
+
+
 def test_cli_train_and_help(tmp_path):
     cli = [str(Path(sys.executable).parent / "nasrec-lit")]
     for args in (["--help"], ["train", "--help"], ["data", "inspect", "--help"], ["data", "prepare", "--help"]):
