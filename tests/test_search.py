@@ -62,6 +62,30 @@ def test_sigkill_during_supernet_training_resumes_to_the_same_supernet(tmp_path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"resumed at step {step}: weights differ"
 
 
+def test_supernet_trains_under_ddp_on_cpu(tmp_path):
+    """`train_supernet(strategy="ddp")` with two CPU processes: DDP is told about the operators a step leaves unused
+    (without that it stops with "parameters that were not used"), each rank takes half the rows, and the ranks
+    end with the same weights."""
+    script = tmp_path / "ddp_supernet.py"
+    script.write_text(f"""
+import os, sys, torch
+from nasrec_lit.data import make_synthetic, SyntheticConfig, split_indices
+from nasrec_lit.nas.space import SpaceConfig
+from nasrec_lit.nas.supernet import train_supernet, cpu_supernet_config
+d = make_synthetic(SyntheticConfig(rows=6000, n_dense=2, n_sparse=5, seed=2)); sp = split_indices(d, seed=0)
+sn = train_supernet(d, sp, SpaceConfig.cpu(num_blocks=3), cpu_supernet_config(warmup_steps=5, batch_size=256, epochs=1),
+                    accelerator="cpu", devices=2, strategy="ddp")
+torch.save(dict(steps=sn.trainer.global_step, state=sn.state_dict()), {str(tmp_path)!r} + f"/rank{{sn.trainer.global_rank}}.pt")
+""")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                       env=dict(os.environ, NASREC_LIT_PROGRESS="0"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    import torch
+    a, b = (torch.load(tmp_path / f"rank{k}.pt", weights_only=False) for k in (0, 1))
+    assert a["steps"] == b["steps"] == -(-2400 // 256)                              # 4,800 training rows over 2 ranks
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
+
+
 def test_resume_of_a_folder_without_a_search_fails_clearly(tmp_path):
     r = subprocess.run([CLI, "search", "--data", "synthetic", "--resume", str(tmp_path)], capture_output=True, text=True,
                        env=dict(os.environ, WANDB_MODE="disabled"))

@@ -185,6 +185,9 @@ def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfi
     cfg = cfg or SupernetConfig(); quiet_lightning(); seed_everything(cfg.seed)
     sn = Supernet(data.schema(), space, cfg)
     dm = CTRDataModule(data, splits, cfg.batch_size, seed=cfg.seed)
+    # each step trains one subnet, so most operators get no gradient: DDP has to be told (the ranks draw the same
+    # subnet each step, their sampler RNGs being seeded alike)
+    if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"): strategy = f"{strategy}_find_unused_parameters_true"
     cbs, last = list(callbacks), None
     if ckpt_dir is not None:
         from lightning.pytorch.callbacks import ModelCheckpoint
