@@ -35,6 +35,30 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     assert (tmp_path / "kill" / "export" / "arch.json").exists() and (tmp_path / "kill" / "result.json").exists()
 
 
+def test_sigkill_during_top_k_retraining_keeps_the_finished_retrainings(tmp_path):
+    """A search killed while it retrains its top-k from scratch resumes with the retrainings already in
+    `retrain.jsonl` read back (not repeated) and the rest done once each."""
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    cmd = [CLI, "search", "--data", "synthetic", "--budget", "6", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "3",
+           "--final-epochs", "2", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "kill"]
+    done = tmp_path / "kill" / "retrain.jsonl"
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while len(_ledger(done)) < 1:
+        assert p.poll() is None, p.stderr.read().decode()[-2000:]
+        assert time.time() - t0 < 300, "no retraining finished within 300 s"
+        time.sleep(0.1)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    before = _ledger(done)
+    assert 1 <= len(before) < 3, "all retrainings finished before the kill: nothing was resumed"
+    r = subprocess.run(cmd + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = _ledger(done)
+    assert after[:len(before)] == before and len(after) == 3 and len({x["key"] for x in after}) == 3
+    res = json.loads((tmp_path / "kill" / "result.json").read_text())
+    assert res["top_k"] == after                                                 # the result is built from the ledger
+
+
 def test_sigkill_during_supernet_training_resumes_to_the_same_supernet(tmp_path):
     """A search killed while its supernet trains resumes from `supernet_ckpt/last.ckpt` (checkpointed every step
     here) mid-epoch, and ends with the supernet weights of a run that was never interrupted."""

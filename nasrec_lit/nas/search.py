@@ -203,11 +203,14 @@ def scratch_protocol(cfg: SearchConfig, seed: Optional[int] = None):
     optim = OptimConfig(optimizer=cfg.final_optimizer, lr=cfg.final_lr, emb_l2=cfg.final_emb_l2, schedule="cosine" if cfg.final_optimizer == "adagrad" else "none")
     return tc, optim
 
-def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cfg: SearchConfig, seed: Optional[int] = None) -> dict:
-    "Train `arch` from scratch on the train split (early stopping on validation) with the search's protocol; `fit`'s result."
+def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cfg: SearchConfig, seed: Optional[int] = None,
+                       run: Optional[RunDir] = None) -> dict:
+    """Train `arch` from scratch on the train split (early stopping on validation) with the search's protocol; `fit`'s
+    result. With `run`, checkpoints go to its folder and a call that finds them continues from them."""
     tc, optim = scratch_protocol(cfg, seed)
+    if run is not None: tc = tc.replace(checkpoints=True)
     seed_everything(tc.seed)          # initial weights depend on the seed, not on what the process ran before
-    return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, splits=splits)
+    return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, run, splits=splits, resume=True)
 
 def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig, checkpoint_every=timedelta(minutes=10)):
     """(supernet, training seconds): read back from `folder/supernet.pt`, or trained and saved there atomically.
@@ -225,8 +228,9 @@ def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: Super
 
 def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg: SearchConfig, folder, splits=None, log=print,
                   checkpoint_every=timedelta(minutes=10)) -> dict:
-    """The NASRec pipeline, resumable from `folder` (the supernet's training from its checkpoint, saved every
-    `checkpoint_every`; the search from its ledger); returns the result dict written to `folder/result.json`."""
+    """The NASRec pipeline, resumable from `folder` at every stage: the supernet's training from its checkpoint
+    (saved every `checkpoint_every`), the search from its ledger, each top-k retraining from `retrain.jsonl` or its
+    run folder's checkpoint, the final training from `final/`; returns the result dict written to `folder/result.json`."""
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     splits = splits if splits is not None else split_indices(data, seed=2024)
     t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
@@ -243,18 +247,24 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     tc, optim = scratch_protocol(cfg)
     retrained = []
     log(f"search: {len(records)} trials; retraining the top {len(top)} from scratch")
+    # each retraining is a run folder under retrain/ (checkpointed, so it resumes mid-run) and, once done, a line of
+    # retrain.jsonl (read back on resume: at full scale every retraining is hours of GPU time)
+    ledger = TrialLedger(folder/"retrain.jsonl"); ledger.repair(); done = {x["key"]: x for x in ledger.read()}
     for r in progress(top, desc="retrain top-k"):
-        a = Arch.from_dict(r["arch"])
-        res = train_from_scratch(a, data, splits, space, cfg)
-        retrained.append(dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], best_epoch=res["best_epoch"],
-                              **{k: res[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc")}))
+        if r["key"] not in done:
+            res = train_from_scratch(Arch.from_dict(r["arch"]), data, splits, space, cfg, run=RunDir(r["key"], root=folder/"retrain"))
+            done[r["key"]] = dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], best_epoch=res["best_epoch"],
+                                  **{k: res[k] for k in ("val_logloss", "val_auc", "test_logloss", "test_auc")})
+            ledger.append_record(done[r["key"]])
+        retrained.append(done[r["key"]])
     best = min(retrained, key=lambda x: x["val_logloss"])
     best_arch = Arch.from_dict(next(r["arch"] for r in records if r["key"] == best["key"]))
     # final: train on train+val, report test
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
     seed_everything(tc.seed); final_model = NASRecModel(best_arch, schema, space, optim)
     # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
-    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False), splits=(trval, splits[1], splits[2]))
+    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False, checkpoints=True),
+                RunDir("final", root=folder), splits=(trval, splits[1], splits[2]), resume=True)
     export_dir = folder/"export"; export_dir.mkdir(exist_ok=True)
     (export_dir/"arch.json").write_text(best_arch.to_json())
     torch.save(dict(arch=best_arch.to_dict(), schema=schema, space=space.to_dict(), state_dict=final_model.net.state_dict()), export_dir/"model.pt")
