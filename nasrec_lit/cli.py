@@ -160,10 +160,12 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         sp = SpaceConfig(space=space, num_blocks=blocks or 7)
         sn_cfg = SupernetConfig(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
-    folder = resume if resume is not None else RunDir(name or f"search-{d.source}-{space}-s{seed}", root=runs_dir,
-                                                       config=dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)).path
-    if resume is not None and not any((Path(resume)/f).exists() for f in ("trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt")):
-        fail(f"--resume: {resume} holds no search (no trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
+    config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
+    if resume is not None:
+        if not any((Path(resume)/f).exists() for f in ("trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt")):
+            fail(f"--resume: {resume} holds no search (no trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
+        folder = RunDir(Path(resume).name, root=Path(resume).parent, config=config, resume=True).path   # other settings: refused, naming the field
+    else: folder = RunDir(name or f"search-{d.source}-{space}-s{seed}", root=runs_dir, config=config).path
     res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]

@@ -26,6 +26,8 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     os.kill(p.pid, signal.SIGKILL); p.wait()
     before = _ledger(ledger)
     assert 8 <= len(before) < 30
+    r = subprocess.run([c if c != "30" else "31" for c in cmd] + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "search.budget is 30 there and 31 now" in r.stderr, r.stderr[-2000:]   # other settings: refused
     r = subprocess.run(cmd + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = _ledger(ledger)
