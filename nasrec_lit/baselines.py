@@ -257,7 +257,10 @@ class BestInMemory(L.Callback):
     def state_dict(self): return dict(best=self.best, best_epoch=self.best_epoch)
     def load_state_dict(self, state): self.best, self.best_epoch = state["best"], state["best_epoch"]
     def on_train_start(self, trainer, module): self.start = (trainer.global_step, trainer.current_epoch)
-    def on_validation_epoch_end(self, trainer, module):
+    # `on_validation_end`, like `ModelCheckpoint`: a callback's `on_validation_epoch_end` runs before the module's,
+    # which logs this epoch's `val_logloss`, so there it would still read the previous epoch's value
+    def on_validation_end(self, trainer, module):
+        if trainer.sanity_checking: return
         v = trainer.callback_metrics.get("val_logloss")
         if v is not None and float(v) < self.best:
             self.best, self.best_epoch = float(v), trainer.current_epoch

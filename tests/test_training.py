@@ -41,6 +41,22 @@ def test_resume_from_last_checkpoint(tmp_path, monkeypatch, tracking):
         assert val("metrics-1.csv") == ["0"] and val("metrics.csv") == ["1", "2"]
 
 
+@pytest.mark.parametrize("checkpoints", [False, True], ids=["in-memory", "from-checkpoint"])
+def test_best_epoch_is_the_argmin_of_the_validation_curve(tmp_path, monkeypatch, checkpoints):
+    """The selected epoch is the one with the lowest logged validation log loss, and its weights are the ones
+    restored. (`BestInMemory` once read `val_logloss` in `on_validation_epoch_end`, before the module had logged
+    the epoch's value: it picked the epoch after the best, here epoch 1 with 0.674 instead of epoch 0 with 0.584.)"""
+    import csv, torch
+    monkeypatch.setenv("WANDB_MODE", "csv")
+    d = make_synthetic(SyntheticConfig(rows=4000, seed=1))
+    run = RunDir("best", root=tmp_path); torch.manual_seed(0)
+    r = fit(build_model("deepfm", d.schema(), OptimConfig(lr=3e-2)), d,
+            TrainConfig(epochs=4, batch_size=256, progress=False, checkpoints=checkpoints), run)
+    curve = [float(x["val_logloss"]) for x in csv.DictReader(open(run.path / "csv" / "metrics.csv")) if x.get("val_logloss")]
+    assert len(curve) == 4 and np.argmin(curve) < 3                       # this setting overfits: the best is not the last
+    assert r["best_epoch"] == int(np.argmin(curve)) and r["val_logloss"] == pytest.approx(min(curve), abs=1e-5)
+
+
 class _Crash(Exception): pass
 
 
