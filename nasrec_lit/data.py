@@ -996,7 +996,7 @@ class CTRDataModule(L.LightningDataModule):
                            rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)
     def train_dataloader(self):
         self._train = self.make_train_loader()
-        if self._train_state is not None: self._train.load_state_dict(self._train_state)
+        if self._train_state is not None: self._train.load_state_dict(self._train_state); self._train_state = None   # applied once: it belongs to the resumed fit
         return self._train
     # Lightning restores a loader's own state only when it resumes mid-epoch, and only if nothing (such as
     # `trainer.estimated_stepping_batches`) asked for the loader before the restore; the DataModule's state is
