@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, fit_resuming, log_step_now, LeanHooks
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
@@ -292,10 +292,11 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     best_mem = BestInMemory(keep=cfg.select_best); callbacks, ckpt = [best_mem, *callbacks], None
     if run is not None and cfg.checkpoints:   # best epoch restored from disk instead (no second copy of a large model in memory)
         from lightning.pytorch.callbacks import ModelCheckpoint
-        ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, save_last=True, filename="best")
+        ckpt = ModelCheckpoint(dirpath=run.path/"checkpoints", monitor="val_logloss", mode="min", save_top_k=1, filename="best", enable_version_counter=False)
         callbacks.append(ckpt); best_mem.keep = False
-        if not grouped:   # mid-epoch saves of the same last.ckpt (Lightning 2.6 saves mid-epoch under manual optimization only by step count)
-            callbacks.append(ModelCheckpoint(dirpath=run.path/"checkpoints", save_top_k=0, save_last=True, train_time_interval=timedelta(minutes=cfg.checkpoint_minutes)))
+        # last.ckpt at every epoch's end and, mid-epoch, every checkpoint_minutes (Lightning 2.6 saves mid-epoch under
+        # manual optimization only by step count, so grouped steps save at epoch ends only)
+        callbacks += last_checkpoints(run.path/"checkpoints", None if grouped else cfg.checkpoint_minutes)
     if cfg.patience:
         from lightning.pytorch.callbacks import EarlyStopping
         callbacks.append(EarlyStopping("val_logloss", patience=cfg.patience, mode="min"))

@@ -405,14 +405,17 @@ def _user_data(data: str):
 def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | beauty[:FILE]"),
               epochs: int = typer.Option(2), K: int = typer.Option(2, "--k", help="user embeddings"),
               D: int = typer.Option(96, "--d", help="embedding width"), seed: int = typer.Option(0),
-              runs_dir: Path = typer.Option(Path("runs"))):
+              runs_dir: Path = typer.Option(Path("runs")),
+              resume: bool = typer.Option(False, "--resume", help="continue the run folder's training from its last checkpoint (same settings)"),
+              checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)")):
     "Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`."
     from nasrec_lit.usermodel.sum import SUMConfig, train_sum, publish_snapshot
     from nasrec_lit.usermodel.soap import UserFeatures
     d = _user_data(data); console.print(d.describe())
     name = f"sum_{data.split(':')[0]}"
-    run = RunDir(name, runs_dir)
-    model, res = train_sum(d, SUMConfig(epochs=epochs, K=K, D=D, seed=seed), run=run)
+    cfg = SUMConfig(epochs=epochs, K=K, D=D, seed=seed)
+    run = RunDir(name, runs_dir, config=dict(data=data, sum=cfg.to_dict()), resume=resume)
+    model, res = train_sum(d, cfg, run=run, resume=resume, checkpoint_minutes=checkpoint_minutes)
     v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
     UserFeatures.save(run.path/"features.npz", d.latest)
     run.write_result(dict(res, snapshot=v))

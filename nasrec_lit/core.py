@@ -15,7 +15,7 @@ import yaml
 # %% auto #0
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_json', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'progress',
-           'log_step_now', 'quiet_lightning', 'fit_resuming', 'LeanHooks']
+           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -306,6 +306,19 @@ def fit_resuming(trainer, *args, ckpt_path=None, expected=(), **kw):
         if ckpt_path is not None: warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         for m in expected: warnings.filterwarnings("ignore", message=re.escape(m))
         return trainer.fit(*args, ckpt_path=ckpt_path, **kw)
+
+def last_checkpoints(folder, minutes: Optional[float] = 10.0) -> list:
+    """Lightning callbacks that keep one resumable `folder/last.ckpt`: rewritten at every epoch's end (after
+    validation, whether or not it improved) and, unless `minutes` is None, every `minutes` of training in between
+    (0: after every step); the newer save wins. (A `save_last` callback alone would not do: Lightning 2.6 writes
+    `last.ckpt` at an epoch's end only when the same callback saved a top-k checkpoint then, and a second callback
+    writing `last` keeps its own copy in `last-v1.ckpt` unless the version counter is off.)"""
+    from datetime import timedelta
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    cbs = [ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)]   # no monitor: the newest epoch
+    if minutes is not None:
+        cbs.append(ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True, enable_version_counter=False, train_time_interval=timedelta(minutes=minutes)))
+    return cbs
 
 # %% ../nbs/00_core.ipynb #af5309a4
 class LeanHooks:

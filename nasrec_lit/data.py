@@ -22,7 +22,7 @@ __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READE
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
            'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'read_movielens', 'SyntheticConfig',
            'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices', 'time_split',
-           'ArrayLoader', 'CTRDataModule']
+           'ArrayLoader', 'StatefulDataModule', 'CTRDataModule']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -908,21 +908,29 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
 # %% ../nbs/01_data.ipynb #ddd11b1e
 import torch
 import lightning as L
+from collections.abc import Mapping
 
 class ArrayLoader:
-    """Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`.
+    """Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`
+    (`data` may also be a mapping {name: array} of equally long arrays: the batches then have those keys; how the
+    user-model methods use it).
     Stateful: `state_dict()` says which epoch is in progress and how many of its batches were consumed, and
     `load_state_dict()` makes the next iteration continue from there (Lightning saves and restores this state in its
     checkpoints, so a resumed run sees the batches an uninterrupted one would, mid-epoch included).
     Distributed (DDP): with `world_size` > 1 each epoch's order is split across the ranks like torch's
     `DistributedSampler` (padded with its first rows to a multiple of `world_size`; rank r takes every
     `world_size`-th row from r), so every rank runs the same number of batches on its own rows."""
-    def __init__(self, data: CTRData, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+    def __init__(self, data: CTRData | Mapping, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1):
         self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = data, int(batch_size), shuffle, seed, drop_last
         if not 0 <= rank < world_size: raise ConfigError(f"ArrayLoader: rank={rank} is outside 0..{world_size - 1}")
         self.rank, self.world_size = int(rank), int(world_size)
-        self.indices = np.arange(len(data)) if indices is None else np.asarray(indices)
+        self.arrays = dict(data) if isinstance(data, Mapping) else {"dense": data.dense, "sparse": data.sparse, "label": data.label}
+        if not self.arrays: raise ConfigError("ArrayLoader: no arrays to load")
+        n = {k: len(a) for k, a in self.arrays.items()}
+        if len(set(n.values())) > 1: raise ConfigError(f"ArrayLoader: the arrays differ in length ({n})")
+        self._memmap = any(isinstance(a, np.memmap) for a in self.arrays.values())
+        self.indices = np.arange(next(iter(n.values()))) if indices is None else np.asarray(indices)
         self.epoch, self._start = 0, 0            # where the next iteration starts: epoch, batches of it to skip
         self._pos = None                          # [epoch, batches consumed] of the iteration in progress
         self._contig = indices is None and not shuffle and world_size == 1
@@ -961,39 +969,31 @@ class ArrayLoader:
         pos = self._pos = [self.epoch, self._start]
         self.epoch, self._start = self.epoch + 1, 0
         idx = self.order(pos[0])
-        d = self.data
         for s in range(pos[1] * self.batch_size, len(idx), self.batch_size):
             if self.drop_last and s + self.batch_size > len(idx): break
             if self._contig:                        # a view of the arrays, copied when read-only (a memory map): torch wants writable arrays
                 sl = slice(s, s + self.batch_size)
                 def take(a): v = np.asarray(a[sl]); return v if v.flags.writeable else v.copy()
-            elif isinstance(d.sparse, np.memmap):   # gather in file order (locality), return in the requested order
+            elif self._memmap:   # gather in file order (locality), return in the requested order
                 bi = idx[s:s + self.batch_size]; o = np.argsort(bi, kind="stable"); inv = np.empty_like(o); inv[o] = np.arange(len(o))
                 srt = bi[o]; take = lambda a: a[srt][inv]
             else:
                 b = idx[s:s + self.batch_size]; take = lambda a: a[b]
-            batch = {"dense": torch.from_numpy(np.ascontiguousarray(take(d.dense))), "sparse": torch.from_numpy(np.ascontiguousarray(take(d.sparse))),
-                     "label": torch.from_numpy(np.ascontiguousarray(take(d.label)))}
+            batch = {k: torch.from_numpy(np.ascontiguousarray(take(a))) for k, a in self.arrays.items()}
             pos[1] += 1
             yield batch
         if self._pos is pos: self._pos = None
 
-class CTRDataModule(L.LightningDataModule):
-    """Train/val/test loaders over one `CTRData` and three index arrays. Its `state_dict()` (saved in every Lightning
-    checkpoint) is the training loader's position, which a resumed run's training loader starts from: the
-    resumed run sees the batches of an uninterrupted one, whether it stopped mid-epoch or between epochs."""
-    def __init__(self, data: CTRData, splits=None, batch_size: int = 1024, eval_batch_size: int = 8192, seed: int = 2024, in_memory: bool = True):
-        super().__init__()
-        if in_memory and isinstance(data.sparse, np.memmap) and len(data) * (data.n_sparse * 8 + data.n_dense * 4) < 2 << 30:
-            data = dataclasses.replace(data, dense=np.array(data.dense), sparse=np.array(data.sparse), label=np.array(data.label))
-        self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
-        self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
-        self._train, self._train_state = None, None
-    def make_train_loader(self):
-        "The training loader: shuffled each epoch, and this rank's share of it under DDP (evaluation loaders: every row on every rank)."
+class StatefulDataModule(L.LightningDataModule):
+    """A DataModule whose training loader is a stateful `ArrayLoader` (built by `make_train_loader()`). Its
+    `state_dict()` (saved in every Lightning checkpoint) is that loader's position, which a resumed run's training
+    loader starts from: the resumed run sees the batches of an uninterrupted one, whether it stopped mid-epoch or
+    between epochs. `rank_args()`: this rank's share of the rows under DDP."""
+    _train = None; _train_state = None
+    def make_train_loader(self) -> ArrayLoader: raise NotImplementedError
+    def rank_args(self) -> dict:
         t = self.trainer
-        return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed,
-                           rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)
+        return dict(rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)
     def train_dataloader(self):
         self._train = self.make_train_loader()
         if self._train_state is not None: self._train.load_state_dict(self._train_state); self._train_state = None   # applied once: it belongs to the resumed fit
@@ -1003,10 +1003,22 @@ class CTRDataModule(L.LightningDataModule):
     # restored before anything asks for a loader, in both cases
     def state_dict(self) -> dict: return {} if self._train is None else {"train_loader": self._train.state_dict()}
     def load_state_dict(self, state: dict): self._train_state = state.get("train_loader")
-    def val_dataloader(self): return ArrayLoader(self.data, self.splits[1], self.eval_batch_size)
-    def test_dataloader(self): return ArrayLoader(self.data, self.splits[2], self.eval_batch_size)
-    def predict_dataloader(self): return self.test_dataloader()
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         "A batch already on `device` (CPU training) is passed through, skipping Lightning's generic walk over it."
         if all(v.device == device for v in batch.values()): return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+class CTRDataModule(StatefulDataModule):
+    """Train/val/test loaders over one `CTRData` and three index arrays; resumable (see `StatefulDataModule`)."""
+    def __init__(self, data: CTRData, splits=None, batch_size: int = 1024, eval_batch_size: int = 8192, seed: int = 2024, in_memory: bool = True):
+        super().__init__()
+        if in_memory and isinstance(data.sparse, np.memmap) and len(data) * (data.n_sparse * 8 + data.n_dense * 4) < 2 << 30:
+            data = dataclasses.replace(data, dense=np.array(data.dense), sparse=np.array(data.sparse), label=np.array(data.label))
+        self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
+        self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
+    def make_train_loader(self):
+        "The training loader: shuffled each epoch, and this rank's share of it under DDP (evaluation loaders: every row on every rank)."
+        return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed, **self.rank_args())
+    def val_dataloader(self): return ArrayLoader(self.data, self.splits[1], self.eval_batch_size)
+    def test_dataloader(self): return ArrayLoader(self.data, self.splits[2], self.eval_batch_size)
+    def predict_dataloader(self): return self.test_dataloader()

@@ -155,3 +155,16 @@ def test_http_async_path_and_snapshot_pickup(served):
         if v0 + 1 in r["versions"]: break
         time.sleep(0.1)
     assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
+
+
+def test_cli_sum_train_resume_refuses_changed_settings(tmp_path):
+    """`sum train --resume` on a run folder written with other settings stops before training, with a one-line error
+    that names the field (the resume itself is checked in `30_sum`: a stopped run ends with the same weights)."""
+    from nasrec_lit.core import RunDir
+    from nasrec_lit.usermodel.sum import SUMConfig
+    RunDir("sum_movielens", tmp_path, config=dict(data="movielens", sum=SUMConfig(epochs=1).to_dict()))
+    exe = Path(sys.executable).with_name("nasrec-lit")
+    r = subprocess.run([str(exe), "sum", "train", "--epochs", "2", "--resume", "--runs-dir", str(tmp_path)], capture_output=True, text=True,
+                       env=dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0"), timeout=300)
+    assert r.returncode == 2 and "sum.epochs is 1 there and 2 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "sum_movielens" / "checkpoints").exists()

@@ -55,6 +55,9 @@ def test_best_epoch_is_the_argmin_of_the_validation_curve(tmp_path, monkeypatch,
     curve = [float(x["val_logloss"]) for x in csv.DictReader(open(run.path / "csv" / "metrics.csv")) if x.get("val_logloss")]
     assert len(curve) == 4 and np.argmin(curve) < 3                       # this setting overfits: the best is not the last
     assert r["best_epoch"] == int(np.argmin(curve)) and r["val_logloss"] == pytest.approx(min(curve), abs=1e-5)
+    if checkpoints:   # last.ckpt follows every epoch, not only the improving ones; one file each, no last-v1.ckpt
+        ck = {p.name: torch.load(p, weights_only=False)["global_step"] for p in (run.path / "checkpoints").iterdir()}
+        assert ck == {"best.ckpt": 13 * (int(np.argmin(curve)) + 1), "last.ckpt": 13 * 4}, ck
 
 
 class _Crash(Exception): pass

@@ -17,15 +17,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, LeanHooks
+from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, LeanHooks, fit_resuming, last_checkpoints
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
-from ..data import CTRData
+from ..data import CTRData, ArrayLoader, StatefulDataModule
 
 # %% auto #0
 __all__ = ['ML_GENRES', 'DOWNSTREAM_ML', 'DOWNSTREAM_BEAUTY', 'UserData', 'movielens_user_data', 'beauty_user_data', 'SUMConfig',
            'DotCompress', 'MixerBlock', 'InteractionModule', 'UserTower', 'DHENLayer', 'MixTower', 'SUMModel',
-           'data_schema', 'loader', 'predict', 'user_embeddings', 'train_sum', 'publish_snapshot', 'latest_version',
-           'load_user_tower', 'tower_embed', 'export_embeddings', 'Downstream', 'downstream_data', 'downstream_study']
+           'data_schema', 'loader', 'SUMDataModule', 'predict', 'user_embeddings', 'train_sum', 'publish_snapshot',
+           'latest_version', 'load_user_tower', 'tower_embed', 'export_embeddings', 'Downstream', 'downstream_data',
+           'downstream_study']
 
 # %% ../../nbs/30_sum.ipynb #ef7f8d3e
 @dataclass
@@ -318,6 +319,13 @@ class SUMModel(LeanHooks, L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=len(b["labels"]))
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+    def on_save_checkpoint(self, checkpoint): checkpoint["nasrec_lit"] = {"sum_config": self.cfg.to_dict()}
+    def on_load_checkpoint(self, checkpoint):
+        "A checkpoint written with other settings is refused, naming the first field that differs."
+        saved = checkpoint.get("nasrec_lit", {}).get("sum_config")
+        if saved is None: raise NasrecError("the checkpoint holds no SUM settings (not written by train_sum)")
+        for k, v in self.cfg.to_dict().items():
+            if saved.get(k) != v: raise ConfigError(f"the checkpoint was written with SUMConfig {k}={saved.get(k)!r}, this run has {k}={v!r}")
 
 def data_schema(d: UserData) -> dict:
     return dict(user_cards=list(map(int, d.user_cards)), n_items=int(d.n_items), n_user_dense=d.user_dense.shape[1],
@@ -326,15 +334,17 @@ def data_schema(d: UserData) -> dict:
 # %% ../../nbs/30_sum.ipynb #f4e4fb57
 _KEYS = ("user_sparse", "user_hist", "user_dense", "item_sparse", "item_dense", "labels")
 
-class _Rows(torch.utils.data.Dataset):
-    def __init__(self, d: UserData, idx):
-        self.t = {k: torch.as_tensor(getattr(d, k)[idx]) for k in _KEYS}
-    def __len__(self): return len(self.t["labels"])
-    def __getitem__(self, i): return {k: v[i] for k, v in self.t.items()}
+def loader(d: UserData, idx, batch_size: int, shuffle: bool = False, seed: int = 0, **kw) -> ArrayLoader:
+    """Batches {user_sparse, user_hist, user_dense, item_sparse, item_dense, labels} sliced from the arrays of `d` at
+    `idx` (no per-row Python), shuffled each epoch with `seed` if asked; stateful and DDP-aware (`ArrayLoader`)."""
+    return ArrayLoader({k: getattr(d, k) for k in _KEYS}, idx, batch_size, shuffle=shuffle, seed=seed, **kw)
 
-def loader(d: UserData, idx, batch_size: int, shuffle: bool = False, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(_Rows(d, idx), batch_size=batch_size, shuffle=shuffle, generator=g)
+class SUMDataModule(StatefulDataModule):
+    "Training rows `idx` of `d` (shuffled each epoch) and its validation split; a checkpoint carries the training loader's position."
+    def __init__(self, d: UserData, idx, batch_size: int, seed: int = 0, eval_batch_size: int = 8192):
+        super().__init__(); self.d, self.idx, self.batch_size, self.seed, self.eval_batch_size = d, np.asarray(idx), batch_size, seed, eval_batch_size
+    def make_train_loader(self): return loader(self.d, self.idx, self.batch_size, True, self.seed, **self.rank_args())
+    def val_dataloader(self): return loader(self.d, np.flatnonzero(self.d.split == 1), self.eval_batch_size)
 
 @torch.no_grad()
 def predict(model: SUMModel, d: UserData, idx, batch_size: int = 8192) -> np.ndarray:
@@ -349,18 +359,32 @@ def user_embeddings(model: SUMModel, feats: dict, batch_size: int = 8192) -> np.
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.K, model.cfg.D), np.float32)
 
 def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, log: str = "offline", idx=None,
-              init: Optional[SUMModel] = None) -> tuple[SUMModel, dict]:
-    "Train (or continue training `init`, incrementally) on the train split (or `idx`); report per-task test NE/AUC."
+              init: Optional[SUMModel] = None, resume: bool = True, checkpoint_minutes: float = 10.0,
+              callbacks: Sequence = ()) -> tuple[SUMModel, dict]:
+    """Train (or continue training `init`, incrementally) on the train split (or `idx`); report per-task test NE/AUC.
+    With `run`, `run/checkpoints/last.ckpt` is written at each epoch's end and every `checkpoint_minutes` of training
+    (0: every step), and with `resume` a call that finds it continues from it, mid-epoch included (weights, optimizer,
+    the loader's position), so the model is the one an uninterrupted run trains; a checkpoint written with another
+    `SUMConfig` is refused, naming the field. `train_s`: this call's time. `callbacks`: more Lightning callbacks."""
     cfg = cfg or SUMConfig(); quiet_lightning(); seed_everything(cfg.seed)
     model = init if init is not None else SUMModel(data_schema(d), cfg)
     model.train()                                  # a model continued from a snapshot may come back in eval mode
     tr = np.flatnonzero(d.split == 0) if idx is None else np.asarray(idx)
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
+    callbacks, last = list(callbacks), None
+    if run is not None:
+        callbacks += last_checkpoints(run.path/"checkpoints", checkpoint_minutes)
+        last = run.path/"checkpoints"/"last.ckpt"
     t0 = time.time()
-    trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, enable_checkpointing=False, enable_model_summary=False,
+    trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=callbacks, enable_checkpointing=last is not None, enable_model_summary=False,
                         enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
-                        num_sanity_val_steps=0, log_every_n_steps=20)
-    trainer.fit(model, loader(d, tr, cfg.batch_size, True, cfg.seed), loader(d, np.flatnonzero(d.split == 1), 8192))
+                        num_sanity_val_steps=0, log_every_n_steps=20, default_root_dir=str(run.path) if run is not None else None)
+    resuming = resume and last is not None and last.exists()
+    try: fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None,
+                      expected=("Be aware that when using `ckpt_path`",))   # a resumed run may save at another interval
+    except NasrecError as e:
+        if not resuming: raise
+        raise type(e)(f"{last}: {e}") from None              # which checkpoint did not fit this run
     if logger: finish_logger(logger)
     te = np.flatnonzero(d.split == 2); p = predict(model, d, te)
     res = {"train_s": round(time.time() - t0, 1)}
