@@ -22,7 +22,7 @@ __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READE
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
            'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'read_movielens', 'SyntheticConfig',
            'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices', 'time_split',
-           'ArrayLoader', 'StatefulDataModule', 'CTRDataModule']
+           'ArrayLoader', 'StatefulDataModule', 'CTRDataModule', 'rng_state', 'set_rng_state', 'ReplayLoader']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -1022,3 +1022,52 @@ class CTRDataModule(StatefulDataModule):
     def val_dataloader(self): return ArrayLoader(self.data, self.splits[1], self.eval_batch_size)
     def test_dataloader(self): return ArrayLoader(self.data, self.splits[2], self.eval_batch_size)
     def predict_dataloader(self): return self.test_dataloader()
+
+# %% ../nbs/01_data.ipynb #7988cacf
+def rng_state() -> dict:
+    "The global torch RNG states (CPU, and CUDA once initialised): what shuffling and dropout draw from."
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None}
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
+
+class ReplayLoader:
+    """A torch `DataLoader` whose order comes from the global RNG (its default shuffling) made exactly resumable.
+    For data that are not arrays (variable-length token sequences, say), where `ArrayLoader` does not apply.
+    `state_dict()` holds the epoch, the batches handed out, the global RNG state when the epoch's iteration began,
+    and the state now; after `load_state_dict()`, the next iteration replays the epoch's draws from the first state,
+    skips the batches already consumed and restores the second. A resumed run thus sees the batches and random
+    numbers (dropout included) of an uninterrupted one, and an uninterrupted run draws exactly what the bare loader
+    draws under Lightning."""
+    def __init__(self, loader):
+        self.loader, self.epoch = loader, 0
+        self._pos = None          # [epoch, batches handed out, RNG state at the epoch's start] of the iteration in progress
+        self._restore = None      # a loaded state, claimed by the first iteration that hands out a batch
+    def __len__(self): return len(self.loader)
+    def state_dict(self) -> dict:
+        e, b, start = self._pos if self._pos is not None else (self.epoch, 0, None)
+        if b >= len(self): e, b, start = e + 1, 0, None               # an epoch handed out in full: the next one starts afresh
+        return dict(epoch=int(e), batches=int(b), epoch_rng=start, rng=rng_state(), batch_size=self.loader.batch_size, rows=len(self.loader.dataset))
+    def load_state_dict(self, state: dict):
+        for k in ("batch_size", "rows"):
+            mine = self.loader.batch_size if k == "batch_size" else len(self.loader.dataset)
+            if state.get(k, mine) != mine: raise NasrecError(f"ReplayLoader.load_state_dict: the saved state has {k}={state[k]!r}, this loader {k}={mine!r}")
+        self._restore, self.epoch, self._pos = state, int(state["epoch"]), None
+    def __iter__(self):
+        # lazy, as a loader's own iterator is not: Lightning calls `iter()` once on a loader that is not a DataLoader just
+        # to check it, and that probe must not draw from the RNG (nor claim a loaded state)
+        st = self._restore
+        if st is not None: set_rng_state(st["epoch_rng"] if st["epoch_rng"] is not None else st["rng"])
+        start = rng_state(); it = iter(self.loader)
+        skip = st["batches"] if st is not None and st["epoch_rng"] is not None else 0
+        for _ in range(skip): next(it)
+        if skip: set_rng_state(st["rng"])
+        pos = None
+        for batch in it:
+            if pos is None:                                            # the first batch: this iteration is the epoch
+                if self._restore is st: self._restore = None
+                pos = self._pos = [self.epoch, skip, start]; self.epoch += 1
+            pos[1] += 1
+            yield batch
+

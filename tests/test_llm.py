@@ -227,3 +227,34 @@ def test_inference_critiques_are_keyed_by_the_trained_model(tiny, tmp_path):
     assert len(cache) == 2 * n                                        # b generated its own critiques
     hits = cache.hits; C.critic_rewards(a, [pp], 2, g, cache)
     assert len(cache) == 2 * n and cache.hits == hits + n             # a's are served back to a
+
+
+@pytest.mark.parametrize("minutes,saved_step", [(0.0, 4), (10.0, 3)], ids=["mid-epoch-checkpoint", "epoch-end-checkpoint"])
+def test_reward_model_training_resumes_to_the_uninterrupted_model(tiny, tmp_path, minutes, saved_step):
+    """A Critic-RM training stopped in its second epoch continues from `last.ckpt` to the very weights of an
+    uninterrupted run (the same batches, and the same LoRA-dropout draws: `ReplayLoader` replays the global RNG), and
+    the checkpoint holds only the trained tensors. An uninterrupted run with checkpoints equals one without."""
+    import lightning as L, torch
+    from nasrec_lit.core import RunDir, ConfigError
+
+    class Stop(Exception): pass
+
+    class StopAt(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            if trainer.global_step == 4: raise Stop
+    pp = PrefPair([{"role": "user", "content": "how do I bake bread?"}], "Mix flour, water, yeast.", "I hate bread.")
+    qq = PrefPair([{"role": "user", "content": "name a colour"}], "Blue.", "No.")
+    ex = C.build_examples(tiny.tokenizer, [(pp, "Helpful. Score: 8/10", "Rude. Score: 2/10"), (qq, "Fine. Score: 7/10", "Unhelpful. Score: 1/10")] * 5, 200, {})
+    cfg = C.RMConfig(max_len=200, epochs=2, batch_size=4, lora_layers=None, lora_r=4, lr=5e-3)    # 3 steps an epoch
+    plain = C.train_reward_model(tiny, ex, cfg, critique=True, run=None).fingerprint()
+    assert C.train_reward_model(tiny, ex, cfg, critique=True, run=RunDir("straight", tmp_path), log="disabled").fingerprint() == plain
+    run = RunDir("stopped", tmp_path)
+    with pytest.raises(Stop):
+        C.train_reward_model(tiny, ex, cfg, critique=True, run=run, log="disabled", checkpoint_minutes=minutes, callbacks=[StopAt()])
+    ck = torch.load(run.path / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ck["global_step"] == saved_step and [p.name for p in (run.path / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert ck["state_dict"] and all("lora" in k or k.startswith("head.") for k in ck["state_dict"])       # no frozen backbone weights
+    resumed = C.train_reward_model(tiny, ex, cfg, critique=True, run=run, log="disabled")
+    assert resumed.fingerprint() == plain
+    with pytest.raises(ConfigError, match=r"last\.ckpt.*lr=0\.005"):
+        C.train_reward_model(tiny, ex, cfg.replace(lr=1e-3), critique=True, run=run, log="disabled")

@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, RunDir, make_logger, finish_logger, progress, quiet_lightning, seed_everything, LeanHooks
+from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints
+from ..data import ReplayLoader, StatefulDataModule
 from .backbone import (Backbone, GenConfig, GenCache, cached_generate, LoraSpec, add_lora, chat_text, generate, choice_probs,
                                      parse_score, pairwise_judge, pointwise_judge, pointwise_scores)
 from .preference import PrefPair
@@ -211,6 +212,7 @@ class RewardModel(LeanHooks, L.LightningModule):
         h = bb.model.config.hidden_size
         self.head = nn.Linear(h, 1); nn.init.normal_(self.head.weight, std=1/math.sqrt(h)); nn.init.zeros_(self.head.bias)
         self.total_steps = 1
+        self.strict_loading = False       # its checkpoints hold the trained tensors only (`on_save_checkpoint`)
 
     def forward(self, input_ids, attention_mask, last, labels=None):
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
@@ -235,6 +237,22 @@ class RewardModel(LeanHooks, L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
+    # checkpoints hold the trained parameters only (LoRA, head): the frozen backbone is the same in every run
+    def _trained(self) -> set: return {n for n, p in self.named_parameters() if p.requires_grad}
+    def on_save_checkpoint(self, checkpoint):
+        keep = self._trained(); checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+        checkpoint["nasrec_lit"] = {"rm_config": self.cfg.to_dict(), "critique": self.critique, "backbone": self.name}
+    def on_load_checkpoint(self, checkpoint):
+        "A checkpoint written with other settings (or another backbone, or without its trained weights) is refused, naming what differs."
+        s = checkpoint.get("nasrec_lit")
+        if s is None: raise NasrecError("the checkpoint holds no reward-model settings (not written by train_reward_model)")
+        mine = {**self.cfg.to_dict(), "critique": self.critique, "backbone": self.name}
+        for k, v in mine.items():
+            was = s["rm_config"].get(k) if k in s["rm_config"] else s.get(k)
+            if was != v: raise ConfigError(f"the checkpoint was written with {k}={was!r}, this run has {k}={v!r}")
+        missing = self._trained() - set(checkpoint["state_dict"])
+        if missing: raise NasrecError(f"the checkpoint lacks {len(missing)} trained tensors, e.g. {sorted(missing)[0]}")
+
     @torch.no_grad()
     def score(self, examples: Sequence[tuple], batch_size: int = 8) -> np.ndarray:
         "Rewards of encoded (ids, labels) sequences."
@@ -257,20 +275,38 @@ class RewardModel(LeanHooks, L.LightningModule):
         return Backbone(self.lm, self.tok, f"{self.name}+{type(self).__name__}-{id(self)}")
 
 # %% ../../nbs/21_critic_rm.ipynb #3ada13c2
+class _RMData(StatefulDataModule):
+    "The training pairs, shuffled each epoch from the global RNG as a plain `DataLoader` does, resumable (`ReplayLoader`)."
+    def __init__(self, examples: list, batch_size: int, pad_id: int):
+        super().__init__(); self.examples, self.batch_size, self.pad_id = examples, batch_size, pad_id
+    def make_train_loader(self):
+        return ReplayLoader(torch.utils.data.DataLoader(self.examples, batch_size=self.batch_size, shuffle=True,
+                                                        collate_fn=lambda b: collate_pairs(b, self.pad_id)))
+
 def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bool, run: Optional[RunDir] = None,
-                       log: str = "offline") -> RewardModel:
-    "Fit a RewardModel on encoded pair examples with Lightning (W&B offline by default)."
+                       log: str = "offline", resume: bool = True, checkpoint_minutes: float = 10.0, callbacks: Sequence = ()) -> RewardModel:
+    """Fit a RewardModel on encoded pair examples with Lightning (W&B offline by default). With `run`,
+    `run/checkpoints/last.ckpt` (the LoRA weights and the head, the optimizer, the loader's position and the RNG) is
+    written at every epoch's end and every `checkpoint_minutes` of training (0: every step), and with `resume` a
+    call that finds it continues from it to the model an uninterrupted run trains; a checkpoint written with other
+    settings is refused, naming the field. `callbacks`: more Lightning callbacks."""
     if not examples: raise NasrecError(f"no training pairs left (all longer than max_len={cfg.max_len}?); raise --max-len")
     quiet_lightning(); seed_everything(cfg.seed)
     model = RewardModel(bb, cfg, critique=critique)
-    dl = torch.utils.data.DataLoader(examples, batch_size=cfg.batch_size, shuffle=True,
-                                     collate_fn=lambda b: collate_pairs(b, bb.tokenizer.pad_token_id))
-    model.total_steps = cfg.epochs * len(dl)
+    dm = _RMData(examples, cfg.batch_size, bb.tokenizer.pad_token_id)
+    model.total_steps = cfg.epochs * -(-len(examples) // cfg.batch_size)
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
-    tr = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1, logger=logger, enable_checkpointing=False,
+    callbacks, last = list(callbacks), None
+    if run is not None: callbacks += last_checkpoints(run.path/"checkpoints", checkpoint_minutes); last = run.path/"checkpoints"/"last.ckpt"
+    tr = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1, logger=logger, callbacks=callbacks, enable_checkpointing=last is not None,
                    enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False,
-                   log_every_n_steps=1, gradient_clip_val=1.0)
-    tr.fit(model, dl)
+                   log_every_n_steps=1, gradient_clip_val=1.0, default_root_dir=str(run.path) if run is not None else None)
+    resuming = resume and last is not None and last.exists()
+    try: fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None,
+                      expected=("Be aware that when using `ckpt_path`",))          # a resumed run may save at another interval
+    except NasrecError as e:
+        if not resuming: raise
+        raise type(e)(f"{last}: {e}") from None              # which checkpoint did not fit this run
     if logger: finish_logger(logger)
     return model
 
