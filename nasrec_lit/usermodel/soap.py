@@ -254,6 +254,7 @@ def freshness_study(d, models, downstream=None, epochs: int = 2, seed: int = 0):
     import pandas as pd
     from nasrec_lit.usermodel.sum import user_embeddings, downstream_data, DOWNSTREAM_ML
     from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
+    from nasrec_lit.core import seed_everything
     from nasrec_lit.blocks import normalized_entropy
     ds = downstream or DOWNSTREAM_ML[0]
     E = [user_embeddings(m, d.user_features()).astype(np.float16).astype(np.float32) for m in models]   # served as fp16
@@ -266,7 +267,7 @@ def freshness_study(d, models, downstream=None, epochs: int = 2, seed: int = 0):
     splits = tuple(np.flatnonzero(d.split == k) for k in range(3))
     def train_eval(train_emb, eval_emb):
         cd = downstream_data(d, ds, train_emb)
-        m = build_model(ds.model, cd.schema(), OptimConfig(lr=1e-3), emb_dim=16)
+        seed_everything(seed); m = build_model(ds.model, cd.schema(), OptimConfig(lr=1e-3), emb_dim=16)   # the same initialisation whatever ran before
         fit(m, cd, TrainConfig(epochs=epochs, seed=seed, progress=False), splits=splits)
         out = {"matched": normalized_entropy(cd.label[te], m.predict_proba(cd, te))}
         if eval_emb is not None:

@@ -378,7 +378,7 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
     t0 = time.time()
     trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=callbacks, enable_checkpointing=last is not None, enable_model_summary=False,
                         enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
-                        num_sanity_val_steps=0, log_every_n_steps=20, default_root_dir=str(run.path) if run is not None else None)
+                        num_sanity_val_steps=0, log_every_n_steps=min(20, -(-len(tr) // cfg.batch_size)), default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
     try: fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None,
                       expected=("Be aware that when using `ckpt_path`",))   # a resumed run may save at another interval
@@ -479,7 +479,7 @@ def downstream_study(d: UserData, emb: np.ndarray, models: Sequence[Downstream],
         r = {"downstream": ds.name, "model": ds.model, "task": ds.task}
         for tag, e in (("without", None), ("with", emb)):
             cd = downstream_data(d, ds, e)
-            m = build_model(ds.model, cd.schema(), OptimConfig(lr=1e-3), emb_dim=16)
+            seed_everything(seed); m = build_model(ds.model, cd.schema(), OptimConfig(lr=1e-3), emb_dim=16)   # the same initialisation whatever ran before
             res = fit(m, cd, TrainConfig(epochs=epochs, batch_size=1024, seed=seed, progress=False), splits=splits)
             r[f"ne_{tag}"] = res["test_ne"]; r[f"auc_{tag}"] = res["test_auc"]
         r["ne_gain_%"] = 100 * (r["ne_without"] - r["ne_with"]) / r["ne_without"]
