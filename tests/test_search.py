@@ -1,8 +1,10 @@
 """NASRec search: SIGKILL mid-search and resume; every trial in the ledger exactly once."""
-import json, os, signal, subprocess, sys, time
+import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
+
+from helpers import sigkill_when
 
 CLI = str(Path(sys.executable).parent / "nasrec-lit")
 
@@ -12,24 +14,12 @@ def _ledger(path):
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip().endswith("}")]
 
 
-def _sigkill_when(cmd, env, ready, what, timeout=300, poll=0.1, grace=0.0):
-    "Start `cmd`, wait until `ready()` (failing if the process ends first or after `timeout` s), wait `grace` s, SIGKILL it."
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t0 = time.time()
-    while not ready():
-        assert p.poll() is None, p.stderr.read().decode()[-2000:]
-        assert time.time() - t0 < timeout, f"{what} not reached within {timeout} s"
-        time.sleep(poll)
-    time.sleep(grace)
-    os.kill(p.pid, signal.SIGKILL); p.wait()
-
-
 def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
     cmd = [CLI, "search", "--data", "synthetic", "--budget", "30", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "1",
            "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "kill"]
     ledger = tmp_path / "kill" / "trials.jsonl"
-    _sigkill_when(cmd, env, lambda: len(_ledger(ledger)) >= 8, "8 trials", poll=0.2)
+    sigkill_when(cmd, env, lambda: len(_ledger(ledger)) >= 8, "8 trials", poll=0.2)
     before = _ledger(ledger)
     assert 8 <= len(before) < 30
     r = subprocess.run([c if c != "30" else "31" for c in cmd] + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
@@ -50,7 +40,7 @@ def test_sigkill_during_top_k_retraining_keeps_the_finished_retrainings(tmp_path
     cmd = [CLI, "search", "--data", "synthetic", "--budget", "6", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "3",
            "--final-epochs", "2", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "kill"]
     done = tmp_path / "kill" / "retrain.jsonl"
-    _sigkill_when(cmd, env, lambda: len(_ledger(done)) >= 1, "a finished retraining")
+    sigkill_when(cmd, env, lambda: len(_ledger(done)) >= 1, "a finished retraining")
     before = _ledger(done)
     assert 1 <= len(before) < 3, "all retrainings finished before the kill: nothing was resumed"
     r = subprocess.run(cmd + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
@@ -70,7 +60,7 @@ def test_sigkill_during_supernet_training_resumes_to_the_same_supernet(tmp_path)
                         "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", name]
     run = tmp_path / "kill"; ckpt = run / "supernet_ckpt" / "last.ckpt"
     # a few more steps after the first checkpoint, then a crash between two checkpoints
-    _sigkill_when(cmd("kill") + ["--checkpoint-minutes", "0"], env, ckpt.exists, "a supernet checkpoint", timeout=120, poll=0.05, grace=1.0)
+    sigkill_when(cmd("kill") + ["--checkpoint-minutes", "0"], env, ckpt.exists, "a supernet checkpoint", timeout=120, poll=0.05, grace=1.0)
     assert not (run / "supernet.pt").exists(), "the supernet finished before the kill: nothing was resumed"
     step = torch.load(ckpt, weights_only=False)["global_step"]; assert step > 0
     r = subprocess.run(cmd("kill") + ["--resume", str(run)], env=env, capture_output=True, text=True)

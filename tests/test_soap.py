@@ -1,5 +1,5 @@
 """SOAP: the store contract on both backends, a writer killed mid-write, the HTTP service's 4xx answers, snapshot pick-up."""
-import os, shutil, signal, socket, subprocess, sys, textwrap, time
+import json, os, shutil, signal, socket, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +168,27 @@ def test_cli_sum_train_resume_refuses_changed_settings(tmp_path):
                        env=dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0"), timeout=300)
     assert r.returncode == 2 and "sum.epochs is 1 there and 2 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "sum_movielens" / "checkpoints").exists()
+
+
+def test_sigkill_during_sum_training_resumes_to_the_same_model(tmp_path):
+    """`sum train` killed (SIGKILL) during training, after its first checkpoint (written every step here), then run
+    again with `--resume`, ends with the test metrics of a run that was never interrupted. Real MovieLens files, cut
+    to their first 15,000 ratings so the runs take seconds."""
+    from helpers import sigkill_when
+    from nasrec_lit.core import shared_data_dir
+    src = shared_data_dir(required=True) / "movielens-100k"
+    ml = tmp_path / "ml"; ml.mkdir()
+    for f in ("ml-100k.user", "ml-100k.item"): (ml / f).symlink_to(src / f)
+    with open(src / "ml-100k.inter") as f: (ml / "ml-100k.inter").write_text("".join(next(f) for _ in range(15_001)))   # header + 15k
+    exe = str(Path(sys.executable).with_name("nasrec-lit"))
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    cmd = lambda root: [exe, "sum", "train", "--data", f"movielens:{ml}", "--epochs", "2", "--runs-dir", str(root), "--checkpoint-minutes", "0"]
+    r = subprocess.run(cmd(tmp_path / "straight"), capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "kill" / "sum_movielens"
+    sigkill_when(cmd(tmp_path / "kill"), env, lambda: (run / "checkpoints" / "last.ckpt").exists(), "the first checkpoint")
+    assert not (run / "result.json").exists()                                       # it was stopped during training
+    r = subprocess.run(cmd(tmp_path / "kill") + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (json.loads((p / "result.json").read_text()) for p in (tmp_path / "straight" / "sum_movielens", run))
+    assert {k: v for k, v in a.items() if k != "train_s"} == {k: v for k, v in b.items() if k != "train_s"}, (a, b)
