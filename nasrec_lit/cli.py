@@ -290,14 +290,16 @@ def critic_train(data: str = _CRM_OPTS["data"], second_test: str = _CRM_OPTS["se
                  lora_layers: Optional[int] = _CRM_OPTS["lora_layers"], seed: int = _CRM_OPTS["seed"], cpu: bool = _CRM_OPTS["cpu"],
                  backbone: Optional[str] = _CRM_OPTS["backbone"], run_dir: Path = _CRM_OPTS["run_dir"],
                  arms: str = typer.Option("standard_rm,judge_pairwise,judge_pointwise,critic_rm_summarize,critic_rm_rank",
-                                          help="comma-separated arms")):
+                                          help="comma-separated arms"),
+                 checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of reward-model training between checkpoints (0: every step)")):
     "Train and evaluate every arm (standard RM, LLM judges, both Critic-RM variants) on the same pairs; resumable."
     from nasrec_lit.llm.backbone import load_backbone
     from nasrec_lit.llm.critic_rm import run_critic_rm, results_frame
     cfg = _critic_cfg(data, second_test, n_train, n_test, n_second_test, n_critiques, critique_tokens, m, epochs, max_len,
                       lora_layers, seed, cpu).replace(arms=arms.split(","))
     bb = load_backbone(backbone)
-    out = run_critic_rm(cfg, bb, RunDir(run_dir.name, run_dir.parent), echo=lambda *a: console.print(*a, highlight=False))
+    out = run_critic_rm(cfg, bb, RunDir(run_dir.name, run_dir.parent), echo=lambda *a: console.print(*a, highlight=False),
+                        checkpoint_minutes=checkpoint_minutes)
     _critic_report(out, run_dir)
 
 def _critic_report(out, run_dir: Path):

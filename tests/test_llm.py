@@ -192,10 +192,11 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     tiny_dir = str(tmp_path/"tiny"); B.tiny_llama_dir(tiny_dir)
     run = tmp_path/"crm"
     args = ["critic-rm", "train", "--backbone", tiny_dir, "--n-train", "4", "--n-test", "4", "--second-test", "none",
-            "--arms", "standard_rm,judge_pairwise", "--epochs", "1", "--max-len", "256", "--run-dir", str(run)]
+            "--arms", "standard_rm,judge_pairwise", "--epochs", "1", "--max-len", "256", "--run-dir", str(run), "--checkpoint-minutes", "0"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "standard_rm" in r.output and "judge_pairwise" in r.output and (run/"results.png").exists()
+    assert [p.name for p in (run/"standard_rm"/"checkpoints").iterdir()] == ["last.ckpt"]   # the reward model's training checkpoint
     r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(run)]); assert r.exit_code == 0 and "standard_rm" in r.output
     r = CliRunner().invoke(app, ["critic-rm", "generate", "--backbone", tiny_dir, "--n-train", "2", "--n-critiques", "2",
                                  "--critique-tokens", "8", "--run-dir", str(run)])

@@ -389,8 +389,10 @@ def _arm_result(name, acc, extra=None):
     mean, lo, hi = bootstrap_ci(acc)
     return dict(arm=name, accuracy=mean, ci_low=lo, ci_high=hi, n=int(len(acc)), **(extra or {}))
 
-def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "offline", echo=print) -> dict:
-    "Run (or resume) every arm; returns {'results': rows, 'curves': ..., 'stage1': stats}."
+def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "offline", echo=print, checkpoint_minutes: float = 10.0) -> dict:
+    """Run (or resume) every arm; returns {'results': rows, 'curves': ..., 'stage1': stats}. Finished arms are read back
+    from `arms.jsonl`, generations from `generations.jsonl`, and a reward model stopped mid-training continues from
+    its `last.ckpt` (written every `checkpoint_minutes` and at each epoch's end)."""
     from nasrec_lit.llm.preference import load_preferences, split_pairs
     run.save_config(cfg)
     cache = GenCache(run.path/"generations.jsonl")
@@ -434,7 +436,8 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
         st: dict = {}
         ex = build_examples(bb.tokenizer, [(p, None, None) for p in train], cfg.rm.max_len, st)
         echo(f"standard_rm: training on {len(ex)} pairs ({st})")
-        t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=False, run=RunDir("standard_rm", run.path), log=log)
+        t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=False, run=RunDir("standard_rm", run.path), log=log,
+                                                checkpoint_minutes=checkpoint_minutes)
         train_s = round(time.time() - t0, 1)
         for tname, tp in tests.items():
             st2: dict = {}
@@ -466,7 +469,8 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
             ex = build_examples(bb.tokenizer, rows, cfg.rm.max_len, st)
             if not ex: echo(f"{arm}: no pair kept a consistent critique on both sides; skipped"); continue
             echo(f"{arm}: training on {len(ex)} critique pairs ({st}, {vst})")
-            t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=True, run=RunDir(arm, run.path), log=log)
+            t0 = time.time(); m = train_reward_model(bb, ex, cfg.rm, critique=True, run=RunDir(arm, run.path), log=log,
+                                                    checkpoint_minutes=checkpoint_minutes)
             train_s = round(time.time() - t0, 1)
             mmax = max(cfg.m_values)
             for tname, tp in tests.items():
