@@ -301,11 +301,15 @@ def quiet_lightning():
 
 def fit_resuming(trainer, *args, ckpt_path=None, expected=(), **kw):
     """`trainer.fit(*args, ckpt_path=...)`; when resuming, without the warning that the checkpoint folder is not empty
-    (it holds the run's own), and without the warnings whose messages start with a string in `expected`."""
+    (it holds the run's own), and without the warnings whose messages start with a string in `expected`. A
+    `NasrecError` raised while resuming (a checkpoint written with other settings, say) names the checkpoint."""
     with warnings.catch_warnings():
         if ckpt_path is not None: warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         for m in expected: warnings.filterwarnings("ignore", message=re.escape(m))
-        return trainer.fit(*args, ckpt_path=ckpt_path, **kw)
+        try: return trainer.fit(*args, ckpt_path=ckpt_path, **kw)
+        except NasrecError as e:
+            if ckpt_path is None: raise
+            raise type(e)(f"{ckpt_path}: {e}") from None
 
 def last_checkpoints(folder, minutes: Optional[float] = 10.0) -> list:
     """Lightning callbacks that keep one resumable `folder/last.ckpt`: rewritten at every epoch's end (after

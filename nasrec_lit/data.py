@@ -985,12 +985,12 @@ class ArrayLoader:
         if self._pos is pos: self._pos = None
 
 class StatefulDataModule(L.LightningDataModule):
-    """A DataModule whose training loader is a stateful `ArrayLoader` (built by `make_train_loader()`). Its
+    """A DataModule whose training loader is stateful (an `ArrayLoader` or a `ReplayLoader`, built by `make_train_loader()`). Its
     `state_dict()` (saved in every Lightning checkpoint) is that loader's position, which a resumed run's training
     loader starts from: the resumed run sees the batches of an uninterrupted one, whether it stopped mid-epoch or
     between epochs. `rank_args()`: this rank's share of the rows under DDP."""
     _train = None; _train_state = None
-    def make_train_loader(self) -> ArrayLoader: raise NotImplementedError
+    def make_train_loader(self): raise NotImplementedError
     def rank_args(self) -> dict:
         t = self.trainer
         return dict(rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)

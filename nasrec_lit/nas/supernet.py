@@ -197,11 +197,8 @@ def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfi
                         gradient_clip_val=cfg.grad_clip, enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0",
                         num_sanity_val_steps=0, limit_val_batches=0, accelerator=accelerator, devices=devices, strategy=strategy)
     resume = last is not None and last.exists()
-    try: fit_resuming(trainer, sn, datamodule=dm, ckpt_path=str(last) if resume else None,
-                      expected=("You passed in a `val_dataloader` but have no `validation_step`",))   # the DataModule's; not used here
-    except NasrecError as e:
-        if not resume: raise
-        raise type(e)(f"{last}: {e}") from None              # which checkpoint did not fit this run
+    fit_resuming(trainer, sn, datamodule=dm, ckpt_path=str(last) if resume else None,
+                 expected=("You passed in a `val_dataloader` but have no `validation_step`",))   # the DataModule's; not used here
     return sn.eval()
 
 class CandidateScorer:

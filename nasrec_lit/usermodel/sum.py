@@ -380,11 +380,8 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
                         enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
                         num_sanity_val_steps=0, log_every_n_steps=max(1, min(20, -(-len(tr) // cfg.batch_size))), default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
-    try: fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None,
-                      expected=("Be aware that when using `ckpt_path`",))   # a resumed run may save at another interval
-    except NasrecError as e:
-        if not resuming: raise
-        raise type(e)(f"{last}: {e}") from None              # which checkpoint did not fit this run
+    fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None,
+                 expected=("Be aware that when using `ckpt_path`",))   # a resumed run may save at another interval
     if logger: finish_logger(logger)
     te = np.flatnonzero(d.split == 2); p = predict(model, d, te)
     res = {"train_s": round(time.time() - t0, 1)}
