@@ -215,4 +215,5 @@ def test_peer_benchmark_runs_paired(tmp_path):
     m = re.fullmatch(r"throughput_ratio=([\d.]+) ours_logloss=([\d.]+) peer_logloss=([\d.]+)", last)
     assert m and float(m[1]) > 0, last
     assert "paired: same initial weights and batch order" in out.stdout
+    assert "32-true: ours/peer within each repeat" in out.stdout     # the float32 run is always there, whatever --precision
     assert abs(float(m[2]) - float(m[3])) < 0.003        # same start, same batches: only the implementations differ
