@@ -218,7 +218,8 @@ class TrainConfig(Config):
     accelerator: str = param("auto")
     devices: str = param("auto", help="Lightning devices: 'auto', a count, or a list")
     strategy: str = param("auto", help="Lightning strategy, e.g. 'ddp'")
-    precision: str = param("32-true")
+    precision: str = param("32-true", choices=("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
+                           help="Lightning precision; bf16-mixed: bfloat16 matrix products, float32 weights and optimizer (CPUs with AVX512-BF16 or AMX, recent GPUs)")
     max_steps: int = param(-1)
     checkpoints: bool = param(True, help="save best/last checkpoints in the run dir (resume after a crash)")
     checkpoint_minutes: float = param(10.0, ge=0, help="minutes of training between mid-epoch saves of last.ckpt (0: every step); steps_per_call > 1 saves at epoch ends only")

@@ -213,7 +213,7 @@ def test_dictionary_sources_match_pandas_vocabulary(source):
     """The vocabularies of the dictionary-encoded sources against the pandas reference, field by field, on the real
     files, at two min-counts. pyarrow parses a piece into several chunks, each with its own dictionary, so a value
     recurs across them: its counts must add up and its id stay one (before the hash-table vocabulary, a value seen
-    once in each of two chunks fell to OOV, Frappe's user field kept 817 of its 852 repeated values, and ids left
+    once in each of two chunks fell to OOV, Frappe's user field kept 816 of its 852 repeated values, and ids left
     first-appearance order)."""
     from nasrec_lit.data import DEFAULT_FILES, AVAZU
     files = [shared_data_dir() / f for f in DEFAULT_FILES[source]]

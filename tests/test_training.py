@@ -145,6 +145,17 @@ def test_cli_train_and_help(tmp_path):
     assert res[0]["test_logloss"] == res[1]["test_logloss"] and res[0]["test_auc"] == res[1]["test_auc"]
     r = subprocess.run(cli + ["train", "--model", "fm", "--epochs", "0", "--data", "synthetic"], capture_output=True, text=True)
     assert r.returncode == 2 and "epochs" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # --precision bf16-mixed: bfloat16 matrix products, float32 weights; a DeepFM ends where the float32 one does
+    runs = {}
+    for prec in ("32-true", "bf16-mixed"):
+        r = subprocess.run(cli + ["train", "--model", "deepfm", "--data", "synthetic", "--epochs", "2", "--precision", prec, "--runs-dir", str(tmp_path / prec)],
+                           capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled"))
+        assert r.returncode == 0, r.stderr
+        runs[prec] = json.loads((tmp_path / prec / "synthetic-deepfm-s2024" / "result.json").read_text())
+    assert abs(runs["32-true"]["test_logloss"] - runs["bf16-mixed"]["test_logloss"]) < 0.005, runs
+    assert runs["32-true"]["test_logloss"] != runs["bf16-mixed"]["test_logloss"]      # the products did run in bfloat16
+    r = subprocess.run(cli + ["train", "--model", "fm", "--precision", "fp8", "--data", "synthetic"], capture_output=True, text=True)
+    assert r.returncode == 2 and "precision" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 @pytest.mark.slow
