@@ -231,16 +231,30 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
     return app
 
 # %% ../../nbs/31_soap.ipynb #9139a9cf
-def incremental_snapshots(d, n_slices: int = 5, cfg=None, root=None, log: str = "disabled"):
-    "Train SUM incrementally over time slices of the training split; publish one snapshot per slice; return the models."
+def incremental_snapshots(d, n_slices: int = 5, cfg=None, root=None, log: str = "disabled", runs=None,
+                          checkpoint_minutes: float = 10.0, callbacks: Sequence = ()):
+    """Train SUM incrementally over time slices of the training split (slice k continues slice k−1's model, with seed
+    `cfg.seed + k`), publish one snapshot per slice under `root` (note `slice k`), and return the models.
+    `runs`: a folder with one checkpointed run per slice (`runs/slice<k>/`, `train_sum`'s checkpoints), so a call that
+    finds it continues an interrupted one: finished slices are read back from their last checkpoint, the stopped one
+    continues where it stopped (mid-epoch too, every `checkpoint_minutes`), and a slice already published under `root`
+    is not published again; the models are those an uninterrupted call trains. A slice run written with another
+    config, slice count or row count is refused, naming the field. `callbacks`: more Lightning callbacks, every slice."""
+    import copy
+    from nasrec_lit.core import RunDir
     from nasrec_lit.usermodel.sum import train_sum, SUMConfig, publish_snapshot
     cfg = cfg or SUMConfig(epochs=1)
     tr = np.flatnonzero(d.split == 0); tr = tr[np.argsort(d.time[tr], kind="stable")]
+    done = set()
+    if root is not None and runs is not None and Path(root).exists():         # what an interrupted call already published
+        done = {json.loads((v/"meta.json").read_text()).get("note") for v in Path(root).glob("v[0-9]*") if (v/"meta.json").exists()}
     models, m = [], None
     for k, part in enumerate(np.array_split(tr, n_slices)):
-        m, _ = train_sum(d, cfg.replace(seed=cfg.seed + k), log=log, idx=part, init=m)
-        if root is not None: publish_snapshot(m, root, note=f"slice {k}")
-        import copy; models.append(copy.deepcopy(m))
+        ck = cfg.replace(seed=cfg.seed + k)
+        run = None if runs is None else RunDir(f"slice{k}", runs, config=dict(sum=ck.to_dict(), slice=k, n_slices=n_slices, rows=len(part)), resume=True)
+        m, _ = train_sum(d, ck, run=run, log=log, idx=part, init=m, checkpoint_minutes=checkpoint_minutes, callbacks=callbacks)
+        if root is not None and f"slice {k}" not in done: publish_snapshot(m, root, note=f"slice {k}")
+        models.append(copy.deepcopy(m))
     return models
 
 def drift(a: np.ndarray, b: np.ndarray) -> dict:
