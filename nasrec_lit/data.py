@@ -247,9 +247,14 @@ class StreamingVocab:
     Avazu's rare values fell to OOV; `READER_VERSION` 6). 2M Criteo rows, 4 interleaved runs: 2.15–2.50 s, against
     2.31–2.60 s before, and 2.29–2.58 s when every row's key went to the table instead of the block's dictionary."""
     def __init__(self):
-        from pandas._libs import hashtable        # imported here: pandas is heavy and only the vocabulary needs it
-        self._new_vector = hashtable.UInt64Vector
-        self._table = hashtable.UInt64HashTable()
+        try:                                       # imported here: pandas is heavy and only the vocabulary needs it
+            from pandas._libs import hashtable
+            self._new_vector, self._table = hashtable.UInt64Vector, hashtable.UInt64HashTable()
+            self._table.get_labels                 # a pandas-internal API (stable since pandas 1.x): fail here, clearly
+        except (ImportError, AttributeError) as e:
+            import pandas
+            raise DataError(f"the vocabulary needs pandas' UInt64HashTable.get_labels, which pandas {pandas.__version__} lacks "
+                            f"({e}); install a pandas version from constraints.txt, or use encoding='hash'") from e
         self._counts, self._n = np.zeros(1024, np.int64), 0      # count of id i at [i] (0: missing), grown by doubling
 
     def __len__(self): return self._n
