@@ -242,12 +242,11 @@ def incremental_snapshots(d, n_slices: int = 5, cfg=None, root=None, log: str = 
     config, slice count or row count is refused, naming the field. `callbacks`: more Lightning callbacks, every slice."""
     import copy
     from nasrec_lit.core import RunDir
-    from nasrec_lit.usermodel.sum import train_sum, SUMConfig, publish_snapshot
+    from nasrec_lit.usermodel.sum import train_sum, SUMConfig, publish_snapshot, published_snapshots
     cfg = cfg or SUMConfig(epochs=1)
     tr = np.flatnonzero(d.split == 0); tr = tr[np.argsort(d.time[tr], kind="stable")]
-    done = set()
-    if root is not None and runs is not None and Path(root).exists():         # what an interrupted call already published
-        done = {json.loads((v/"meta.json").read_text()).get("note") for v in Path(root).glob("v[0-9]*") if (v/"meta.json").exists()}
+    done = ({m.get("note") for m in published_snapshots(root).values()}       # what an interrupted call already published
+            if root is not None and runs is not None else set())
     models, m = [], None
     for k, part in enumerate(np.array_split(tr, n_slices)):
         ck = cfg.replace(seed=cfg.seed + k)

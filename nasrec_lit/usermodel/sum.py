@@ -25,8 +25,8 @@ from ..data import CTRData, ArrayLoader, StatefulDataModule
 __all__ = ['ML_GENRES', 'DOWNSTREAM_ML', 'DOWNSTREAM_BEAUTY', 'UserData', 'movielens_user_data', 'beauty_user_data', 'SUMConfig',
            'DotCompress', 'MixerBlock', 'InteractionModule', 'UserTower', 'DHENLayer', 'MixTower', 'SUMModel',
            'data_schema', 'loader', 'SUMDataModule', 'predict', 'user_embeddings', 'train_sum', 'publish_snapshot',
-           'latest_version', 'load_user_tower', 'tower_embed', 'export_embeddings', 'Downstream', 'downstream_data',
-           'downstream_study']
+           'published_snapshots', 'latest_version', 'load_user_tower', 'tower_embed', 'export_embeddings', 'Downstream',
+           'downstream_data', 'downstream_study']
 
 # %% ../../nbs/30_sum.ipynb #ef7f8d3e
 @dataclass
@@ -394,14 +394,18 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
 def publish_snapshot(model: SUMModel, root, note: str = "") -> int:
     "Write the user tower as the next snapshot version under `root`; return the version."
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    versions = [int(p.name[1:]) for p in root.glob("v[0-9]*") if p.is_dir() and not p.name.endswith(".partial")]
-    v = max(versions, default=0) + 1
+    v = max(published_snapshots(root), default=0) + 1
     tmp = root/f"v{v:04d}.partial"; tmp.mkdir(exist_ok=True)
     torch.save({"state_dict": model.user_tower.state_dict(), "cfg": model.cfg.to_dict(), "schema": model.schema}, tmp/"user_tower.pt")
     (tmp/"meta.json").write_text(json.dumps({"version": v, "created": time.time(), "note": note}))
     tmp.rename(root/f"v{v:04d}")
     (root/"LATEST.tmp").write_text(str(v)); os.replace(root/"LATEST.tmp", root/"LATEST")
     return v
+
+def published_snapshots(root) -> dict:
+    "{version: meta} of the complete snapshots under `root` (a `v<k>.partial` folder left by a crash is not one)."
+    return {int(p.name[1:]): json.loads((p/"meta.json").read_text()) for p in Path(root).glob("v[0-9]*")
+            if p.is_dir() and not p.name.endswith(".partial") and (p/"meta.json").exists()}
 
 def latest_version(root) -> Optional[int]:
     p = Path(root)/"LATEST"
