@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-all test-nbs test-py docs bench export clean-nbs check-sync freeze clean
+.PHONY: install demo test test-all test-nbs test-py docs bench export clean-nbs check-sync check-wheel freeze clean
 
 $(BIN)/.installed: settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -52,6 +52,25 @@ check-sync: install
 	$(BIN)/nbdev_clean
 	git status --porcelain -- nasrec_lit nbs
 	test -z "$$(git status --porcelain -- nasrec_lit nbs)"
+
+# `pip install .` on its own, as a user without the dev tools: a fresh venv, torch first, then the package with
+# its runtime dependencies only (under the pinned set, so CI stays reproducible); then the CLI and the shipped
+# data from a folder outside the checkout
+WHEEL_VENV ?= .cache/wheel-venv
+check-wheel:
+	rm -rf $(WHEEL_VENV) build && $(PY) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(WHEEL_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	$(WHEEL_VENV)/bin/python -m pip install -q -c constraints.txt .
+	rm -rf build
+	W=$(abspath $(WHEEL_VENV))/bin; D=$$(mktemp -d); cd $$D && \
+	  export NASREC_LIT_PROGRESS=0 WANDB_MODE=disabled NASREC_LIT_CACHE=$$D/cache && unset NASREC_LIT_DATA && \
+	  $$W/python -c "import importlib.util as u; dev = [m for m in ('nbdev', 'pytest', 'jupyterlab', 'sphinx', 'myst_nb', 'deepctr_torch') if u.find_spec(m)]; assert not dev, f'dev or bench packages installed by pip install .: {dev}'" && \
+	  $$W/nasrec-lit crosseval weakest-link --table gpt4o | tail -1 && \
+	  $$W/python -c "from nasrec_lit.llm.preference import load_preferences as p; n = len(p('hh-rlhf')), len(p('pandalm')); assert n == (2312, 894), n; print('preference pairs', n)" && \
+	  $$W/nasrec-lit train --model fm --data synthetic --epochs 1 | tail -3 && \
+	  $$W/nasrec-lit mdp-check CartPole-v1 | tail -1 && \
+	  test -f runs/synthetic-leaderboard-s2024/result.json && rm -rf $$D
 
 freeze: install
 	{ head -2 constraints.txt; $(PIP) freeze --exclude-editable | grep -v -i '^nasrec' | sed 's/^torch==.*/torch==$(TORCH_VERSION)/'; } > constraints.new

@@ -147,12 +147,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("NASREC_LIT_CACHE", Path.home()/".cache"/"nasrec_lit"))
 
 def project_data_dirs() -> list:
-    "The repository's own `data/` folders (redistributable data shipped with the project): beside the package, and above the working directory."
-    roots = []
+    """Where the project's redistributable data (the repository's `data/`) may be, in order: the `data/` of the
+    checkout this package runs from (an editable install), the copy a wheel carries inside the package
+    (`nasrec_lit/_data`, see setup.py), and the `data/` of the checkout the working directory is in. A checkout
+    is recognised by its `settings.ini`, so an unrelated `site-packages/data` is never taken for ours."""
+    cands = []
     here = globals().get("__file__")                    # undefined when this cell runs inside the notebook
-    if here: roots.append(Path(here).resolve().parents[1])
-    roots += [p for p in [Path.cwd(), *Path.cwd().parents] if (p/"settings.ini").exists()][:1]
-    return list(dict.fromkeys(r/"data" for r in roots))
+    if here:
+        pkg = Path(here).resolve().parent
+        if (pkg.parent/"settings.ini").exists(): cands.append(pkg.parent/"data")
+        cands.append(pkg/"_data")
+    cands += [p/"data" for p in [Path.cwd(), *Path.cwd().parents] if (p/"settings.ini").exists()][:1]
+    return list(dict.fromkeys(cands))
 
 # %% ../nbs/00_core.ipynb #5fc71a86
 def _jsonable(o):
