@@ -139,7 +139,11 @@ def tiny_llama_dir(path, vocab_size: int = 512, hidden: int = 64, layers: int = 
                       num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
                       rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=True,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    from transformers.utils import logging as hf_logging
+    bar = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()      # one small shard: no bar
+    try: LlamaForCausalLM(cfg).save_pretrained(path)
+    finally:
+        if bar: hf_logging.enable_progress_bar()
     return path
 
 # %% ../../nbs/20_llm.ipynb #cf6721d1
@@ -299,7 +303,10 @@ def add_lora(model, spec: LoraSpec = None):
     layers = None if spec.layers is None else list(range(max(0, n - spec.layers), n))
     cfg = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=list(spec.targets),
                      layers_to_transform=layers, bias="none")
-    return get_peft_model(model, cfg)
+    import warnings
+    with warnings.catch_warnings():   # peft reads transformers' deprecated `is_gradient_checkpointing` itself: not the user's to act on
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, cfg)
 
 # %% ../../nbs/20_llm.ipynb #b98818f1
 PAIRWISE_SYSTEM = ("You are a fair judge of AI assistant replies. Compare two responses to the same conversation "
