@@ -17,14 +17,15 @@ import torch.nn.functional as F
 import lightning as L
 
 from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks
+from .core import _plain, _first_difference
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
 
 # %% auto #0
-__all__ = ['MODELS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt', 'build_model',
-           'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory', 'fit', 'fit_refit', 'leaderboard',
-           'leaderboard_figure']
+__all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt',
+           'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory', 'fit', 'fit_refit',
+           'leaderboard', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #22d78eb3
 @dataclass
@@ -91,6 +92,19 @@ class CTRModel(LeanHooks, L.LightningModule):
         self.log_dict(m, prog_bar=(stage == "val"), sync_dist=False)
     def on_validation_epoch_end(self): self._finish("val")
     def on_test_epoch_end(self): self._finish("test")
+
+    def settings(self) -> dict:
+        "What a checkpoint of this model records and a resume must match: the model, its optimiser, its hyper-parameters and how `fit` trains it."
+        return _plain(dict(model=type(self).__name__, optim=self.optim.to_dict(), hparams=dict(self.hparams), train=getattr(self, "_train_settings", {})))
+    def on_save_checkpoint(self, checkpoint): checkpoint["nasrec_lit"] = self.settings()
+    def on_load_checkpoint(self, checkpoint):
+        """A checkpoint written with other settings is refused, naming the first field that differs (a run folder
+        left by an earlier run with another optimiser, say, is not continued as if it were this run). Checkpoints
+        written before this check hold no settings and are not checked."""
+        saved = checkpoint.get("nasrec_lit")
+        if saved is None: return
+        d = _first_difference(saved, self.settings())
+        if d: raise ConfigError(f"the checkpoint was written with {d[0]}={d[1]!r}, this run has {d[0]}={d[2]!r}")
 
     def configure_optimizers(self):
         o = self.optim
@@ -273,6 +287,10 @@ def _devices(s: str):
     return int(s) if s.isdigit() else (json.loads(s) if s.startswith("[") else s)
 
 # %% ../nbs/03_baselines.ipynb #2c65a7ca
+TRAIN_SETTINGS = ("batch_size", "seed", "split_seed", "stratified", "precision", "select_best", "val_each_epoch")
+"""The `TrainConfig` fields that change what `fit` trains: a run resumes from a checkpoint only with the same values.
+(How long it trains, `epochs`, `max_steps` and `patience`, may change: a finished run can be continued for more epochs.)"""
+
 def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[RunDir] = None, splits=None,
         resume: bool = True, logger=None, callbacks: Sequence = ()) -> dict:
     """Train `model` on the train split of `data`, select the best epoch on validation, report test metrics.
@@ -288,6 +306,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     dm = (GroupedDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed, group=cfg.steps_per_call) if grouped
           else CTRDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed))
     model.automatic_optimization = not grouped
+    model._train_settings = {k: getattr(cfg, k) for k in TRAIN_SETTINGS}          # recorded in its checkpoints (`CTRModel.settings`)
     steps = -(-len(splits[0]) // cfg.batch_size) * cfg.epochs        # the cosine schedule's length in optimizer steps, not groups
     model._planned_steps = (min(steps, cfg.max_steps) if cfg.max_steps >= 0 else steps) if grouped else None
     best_mem = BestInMemory(keep=cfg.select_best); callbacks, ckpt = [best_mem, *callbacks], None
@@ -373,7 +392,7 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         o, h = TUNED[m] if tuned else (optim or OptimConfig(), {})
         h = {**h, **((hparams or {}).get(m, {}))}
         run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h, refit=refit),
-                     resume=resume)
+                     resume=resume, fresh=not resume)          # not resuming: an earlier run of the same name is replaced, never read back
         if resume and (run.path/"result.json").exists():
             results.append(dict(run.read_result(), name=m)); continue
         make = lambda: build_model(m, data.schema(), o, **h)

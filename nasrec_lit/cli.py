@@ -112,7 +112,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
           precision: str = typer.Option("32-true", help="Lightning precision: 32-true, or bf16-mixed (bfloat16 matrix products, float32 weights: faster where the CPU has AVX512-BF16 or AMX, and on recent GPUs)"),
           tuned: bool = typer.Option(False, help="per-model optimiser/regularisation chosen on Frappe validation (baselines.TUNED)"),
-          resume: bool = typer.Option(False, help="continue an interrupted run of the same command: finished models are read back, a stopped one continues from its checkpoint"),
+          resume: bool = typer.Option(False, help="continue an interrupted run of the same command: finished models are read back, a stopped one continues from its checkpoint (without it, earlier runs of the same name are replaced)"),
           checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
     "Train one baseline (or `all`) on a data set and print test logloss/AUC/NE, FLOPs and params."

@@ -204,10 +204,18 @@ def is_rank_zero() -> bool:
 class RunDir:
     """A run directory `root/<name>/` with config, metrics, figures and `result.json`. `resume=True` continues a run
     that is already there: its `config.yaml` must match `config` (else a `ConfigError` names the first field that differs).
+    `fresh=True` (without `resume`) starts a new run that replaces an earlier one of the same name: that run's
+    `result.json`, `metrics.jsonl` and `checkpoints/` are removed before `config.yaml` is rewritten, so that nothing
+    of it can later be read back, or resumed, as the new run's.
     In a distributed run only rank 0 writes (the other ranks' writes are no-ops)."""
-    def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True, resume: bool = False):
+    def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True, resume: bool = False,
+                 fresh: bool = False):
         self.name = _slug(name); self.path = Path(root)/self.name
         if self.path.exists() and not exist_ok: raise NasrecError(f"run directory {self.path} already exists")
+        if fresh and not resume and is_rank_zero() and self.path.is_dir():
+            import shutil
+            for f in ("result.json", "metrics.jsonl"): (self.path/f).unlink(missing_ok=True)
+            shutil.rmtree(self.path/"checkpoints", ignore_errors=True)
         if resume and config is not None and (self.path/"config.yaml").exists():
             diff = _first_difference(yaml.safe_load((self.path/"config.yaml").read_text()), _plain(config))
             if diff: raise ConfigError(f"{self.path/'config.yaml'}: {diff[0]} is {diff[1]!r} there and {diff[2]!r} now; resume with the run's own settings or use another run name")

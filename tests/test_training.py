@@ -1,5 +1,5 @@
 """Training, tracking and the CLI end to end."""
-import json, os, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +228,34 @@ def test_peer_benchmark_runs_paired(tmp_path):
     assert "paired: same initial weights and batch order" in out.stdout
     assert "32-true: ours/peer within each repeat" in out.stdout     # the float32 run is always there, whatever --precision
     assert abs(float(m[2]) - float(m[3])) < 0.003        # same start, same batches: only the implementations differ
+
+
+def test_a_run_folder_left_by_other_settings_is_never_resumed_or_read_back(tmp_path):
+    """A checkpoint records the model, optimiser, hyper-parameters and the `TrainConfig` fields that change what is
+    trained; a resume with other values is refused, naming the field. And a fresh leaderboard run (no resume)
+    replaces an earlier run of the same name at once: before, a fresh run that was stopped before its first
+    checkpoint left the earlier run's result.json beside its own config.yaml, and `resume` then read that result
+    back as its own (lr 1e-3's test log loss 1.204 reported for a run at lr 3e-2, which gets 0.622)."""
+    from nasrec_lit.core import ConfigError
+    from nasrec_lit.baselines import leaderboard
+    d = make_synthetic(SyntheticConfig(rows=5000))
+    cfg = TrainConfig(epochs=2, progress=False)
+    run = RunDir("x", root=tmp_path)
+    fit(build_model("lr", d.schema(), OptimConfig(lr=1e-3)), d, cfg, run)
+    for optim, tc, field in ((OptimConfig(lr=3e-2), cfg, "optim.lr=0.001"), (OptimConfig(lr=1e-3), cfg.replace(batch_size=512), "train.batch_size=1024")):
+        with pytest.raises(ConfigError, match=rf"last\.ckpt: the checkpoint was written with {re.escape(field)}"):
+            fit(build_model("lr", d.schema(), optim), d, tc, run)
+    with pytest.raises(ConfigError, match=r"hparams\.emb_dim=16"):
+        fit(build_model("fm", d.schema()), d, cfg, RunDir("fm", root=tmp_path))
+        fit(build_model("fm", d.schema(), emb_dim=8), d, cfg, RunDir("fm", root=tmp_path))
+    # progress, checkpoint interval and epochs may change on resume
+    r = fit(build_model("lr", d.schema(), OptimConfig(lr=1e-3)), d, cfg.replace(epochs=3, checkpoint_minutes=5.0), run)
+    assert r["epochs_run"] == 3
+
+    lead = lambda optim, root, resume=False: leaderboard(d, ["lr"], cfg, optim, root=root, resume=resume)[0].set_index("name").test_logloss["lr"]
+    first = lead(OptimConfig(lr=1e-3), tmp_path/"lb")
+    o2 = OptimConfig(lr=3e-2)
+    # a fresh run at lr 3e-2 opens the same folder, then stops before its first checkpoint
+    RunDir(f"synthetic-lr-s{cfg.seed}", root=tmp_path/"lb", config=dict(model="lr", train=cfg.to_dict(), optim=o2.to_dict(), hparams={}, refit=False), fresh=True)
+    resumed, straight = lead(o2, tmp_path/"lb", resume=True), lead(o2, tmp_path/"lb2")
+    assert resumed == straight and abs(resumed - first) > 0.1, (first, resumed, straight)
