@@ -47,11 +47,16 @@ class FeatureEmbedding(nn.Module):
         return lookup(self.table.weight, sparse + self.offsets)
 
 class LinearTerm(nn.Module):
-    "First-order term: a weight per categorical value plus a linear map of dense features → `[B]`."
+    """First-order term: a weight per categorical value plus a weight per dense feature, and one bias → `[B]`. Every
+    weight starts near zero (N(0, 10⁻⁴), DeepCTR's `init_std`), so the model starts from a constant prediction.
+    (PyTorch's default `nn.Linear` initialisation, uniform in ±1/√n_dense, used to start the dense weights: on
+    log-scaled Criteo counts that is a random logit offset of several units, which three epochs of Adam at 10⁻³ did
+    not undo: LR's test log loss on the Criteo 10k sample was 2.01, against 0.51 for the base rate.)"""
     def __init__(self, cardinalities: Sequence[int], n_dense: int):
         super().__init__()
         self.emb = FeatureEmbedding(cardinalities, 1, init_std=1e-4)
-        self.dense = nn.Linear(n_dense, 1) if n_dense else None
+        self.dense = nn.Linear(n_dense, 1, bias=False) if n_dense else None
+        if self.dense is not None: nn.init.normal_(self.dense.weight, 0.0, 1e-4)
         self.bias = nn.Parameter(torch.zeros(1))
     def forward(self, sparse, dense):
         out = self.emb(sparse).sum((1, 2)) + self.bias

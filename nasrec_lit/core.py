@@ -312,6 +312,7 @@ def quiet_lightning():
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")    # small data sets: an epoch of fewer than 10 steps
 
 def fit_resuming(trainer, *args, ckpt_path=None, expected=(), **kw):
     """`trainer.fit(*args, ckpt_path=...)`; when resuming, without the warning that the checkpoint folder is not empty
