@@ -235,7 +235,8 @@ def test_a_run_folder_left_by_other_settings_is_never_resumed_or_read_back(tmp_p
     trained; a resume with other values is refused, naming the field. And a fresh leaderboard run (no resume)
     replaces an earlier run of the same name at once: before, a fresh run that was stopped before its first
     checkpoint left the earlier run's result.json beside its own config.yaml, and `resume` then read that result
-    back as its own (lr 1e-3's test log loss 1.204 reported for a run at lr 3e-2, which gets 0.622)."""
+    back as its own (lr 1e-3's test log loss 1.204 reported for a run at lr 3e-2, which got 0.622, with the
+    initialisation of that day)."""
     from nasrec_lit.core import ConfigError
     from nasrec_lit.baselines import leaderboard
     d = make_synthetic(SyntheticConfig(rows=5000))
@@ -258,4 +259,4 @@ def test_a_run_folder_left_by_other_settings_is_never_resumed_or_read_back(tmp_p
     # a fresh run at lr 3e-2 opens the same folder, then stops before its first checkpoint
     RunDir(f"synthetic-lr-s{cfg.seed}", root=tmp_path/"lb", config=dict(model="lr", train=cfg.to_dict(), optim=o2.to_dict(), hparams={}, refit=False), fresh=True)
     resumed, straight = lead(o2, tmp_path/"lb", resume=True), lead(o2, tmp_path/"lb2")
-    assert resumed == straight and abs(resumed - first) > 0.1, (first, resumed, straight)
+    assert resumed == straight and resumed != first, (first, resumed, straight)
