@@ -14,8 +14,8 @@ import yaml
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
-           'project_data_dirs', 'write_json', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'progress',
-           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'LeanHooks']
+           'project_data_dirs', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger',
+           'progress', 'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -195,6 +195,18 @@ def _first_difference(old, new, key=""):
             if d: return d
         return None
     return None if old == new else (key, old, new)
+
+def pin_settings(path, settings: dict, what: str = "run"):
+    """Tie a resumable folder to the settings it was started with, kept in the JSON file `path`: the first call
+    writes them; a later call with other settings raises a `ConfigError` that names the file and the first field
+    that differs (fields in `RESUME_FREE` aside), so that work done with one set of settings is never continued,
+    or read back, as another's."""
+    path = Path(path); new = _plain(settings)
+    if path.exists():
+        d = _first_difference(json.loads(path.read_text()), new)
+        if d: raise ConfigError(f"{path}: this folder holds a {what} with {d[0]}={d[1]!r}, not {d[2]!r}; continue it with its own settings or use a new folder")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True); write_json(path, new)
 
 def is_rank_zero() -> bool:
     "False in the other processes of a distributed (DDP) run: they compute, rank 0 writes the files."

@@ -147,3 +147,35 @@ def test_searchers_never_propose_a_functional_twin(dense_features):
     if not dense_features:   # and the data-aware form collapses more than the data-agnostic one
         agnostic = SearchSpace(SpaceConfig.cpu(num_blocks=3))
         assert sum(space.canonical(a) != agnostic.canonical(a) for a in raw) > 30
+
+
+def test_a_search_folder_is_never_continued_with_other_settings(tmp_path):
+    """`nasrec_search` pins its folder to the settings it started with (`search.json`): a call with another search
+    config is refused, naming the field, before anything is read back. Before, a second search into the same folder
+    read back the first one's supernet and trials as its own. The CLI without `--resume` no longer overwrites the
+    folder's `config.yaml`: same settings continue (and read back) the search, other settings are refused."""
+    os.environ.update(WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    from nasrec_lit.core import ConfigError
+    from nasrec_lit.data import make_synthetic, SyntheticConfig
+    from nasrec_lit.nas.space import SpaceConfig
+    from nasrec_lit.nas.supernet import cpu_supernet_config
+    from nasrec_lit.nas.search import nasrec_search, cpu_search_config
+    syn = make_synthetic(SyntheticConfig(rows=3000, n_dense=2, n_sparse=4, seed=0))
+    sp, sn = SpaceConfig.cpu(num_blocks=2), cpu_supernet_config(warmup_steps=5, epochs=1, batch_size=256, finetune_steps=5, finetune_batch=256)
+    cfg = cpu_search_config(budget=4, population=2, tournament=2, children=2, generations=1, top_k=1, final_epochs=1, final_batch=512)
+    nasrec_search(syn, sp, sn, cfg, tmp_path/"api", log=lambda *a: None)
+    trials = (tmp_path/"api"/"trials.jsonl").read_text()
+    with pytest.raises(ConfigError, match=r"search\.json: this folder holds a search with search\.budget=4, not 6"):
+        nasrec_search(syn, sp, sn, cfg.replace(budget=6), tmp_path/"api", log=lambda *a: None)
+    assert (tmp_path/"api"/"trials.jsonl").read_text() == trials
+
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    cmd = lambda budget: [CLI, "search", "--data", "synthetic", "--budget", budget, "--blocks", "2", "--supernet-epochs", "1", "--top-k", "1",
+                          "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "cli"]
+    assert subprocess.run(cmd("4"), env=env, capture_output=True, text=True).returncode == 0
+    config = (tmp_path/"cli"/"config.yaml").read_text()
+    r = subprocess.run(cmd("5"), env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "search.budget is 4 there and 5 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert (tmp_path/"cli"/"config.yaml").read_text() == config
+    r = subprocess.run(cmd("4"), env=env, capture_output=True, text=True)            # the same command again: read back
+    assert r.returncode == 0 and "searched model vs baselines" in r.stdout, r.stderr[-2000:]

@@ -154,7 +154,7 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
 import shutil
 from datetime import timedelta
 import torch
-from ..core import Config, param, RunDir, quiet_lightning, seed_everything
+from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
 from ..blocks import flops_per_sample, count_params
 from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS
@@ -167,6 +167,7 @@ class NASRecModel(CTRModel):
         super().__init__(schema, optim or OptimConfig(optimizer="adagrad", lr=0.1, schedule="cosine"))
         self.arch = arch; self.net = NASRecNet(arch, schema, space)
     def logits(self, b): return self.net(b)
+    def settings(self) -> dict: return dict(super().settings(), arch=self.arch.to_dict())   # checkpoints also record the architecture
 
 _FLOP_SCHEMA_CACHE = {}
 def arch_cost(arch: Arch, schema: dict, space: SpaceConfig) -> dict:
@@ -233,6 +234,9 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     run folder's checkpoint, the final training from `final/`; returns the result dict written to `folder/result.json`."""
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     splits = splits if splits is not None else split_indices(data, seed=2024)
+    # the folder belongs to one search: another space, supernet, search config or data is refused, naming the field
+    pin_settings(folder/"search.json", dict(data=data.source, rows=[len(x) for x in splits], space=space.to_dict(), supernet=sn_cfg.to_dict(),
+                                            search=cfg.to_dict()), "search")
     t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
     log(f"supernet: {sn_s:.1f}s")
     scorer = CandidateScorer(sn, data, splits, sn_cfg); schema = data.schema()
@@ -291,10 +295,7 @@ def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cf
     splits = splits if splits is not None else split_indices(data, seed=2024)
     study = dict(data=data.source, space=space.to_dict(), supernet=sn_cfg.to_dict(), search=search_cfg.to_dict(), n=n, subnets=subnets, seed=seed,
                  rows=[len(x) for x in splits])
-    sj = folder/"study.json"
-    if sj.exists() and json.loads(sj.read_text()) != json.loads(json.dumps(study)):
-        raise NasrecError(f"{sj}: this folder holds a study with other settings; use a new folder to change them")
-    write_json(sj, study)
+    pin_settings(folder/"study.json", study, "study")
     sn, t_sn = supernet_in(folder, data, splits, space, sn_cfg)
     log(f"supernet: {t_sn:.1f}s on {len(splits[0]):,} rows ({sn_cfg.epochs} epochs)")
     rng = np.random.default_rng(seed); ss = SearchSpace(space); archs, seen = [], set()
