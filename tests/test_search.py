@@ -121,6 +121,10 @@ def test_compare_with_baselines_is_like_for_like_and_resumes(tmp_path):
     mtime = (tmp_path / "seed1" / "compare.json").stat().st_mtime
     per2, summary2 = compare_with_baselines(syn, tmp_path, seeds=(0, 1), **kw)
     assert (tmp_path / "seed1" / "compare.json").stat().st_mtime == mtime and summary2.equals(summary)
+    # a finished seed is read back only for the same comparison: other models (or search settings) are refused
+    from nasrec_lit.core import ConfigError
+    with pytest.raises(ConfigError, match=r"seed0/compare_settings\.json: this folder holds a comparison with models=\['lr', 'fm'\]"):
+        compare_with_baselines(syn, tmp_path, seeds=(0, 1), **dict(kw, models=("lr", "deepfm")))
 
 
 @pytest.mark.parametrize("dense_features", [True, False])

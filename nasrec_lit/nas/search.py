@@ -357,6 +357,9 @@ def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Option
     rows = []
     for s in seeds:
         f = folder/f"seed{s}"; done = f/"compare.json"
+        # a seed folder belongs to one comparison: its results are read back only for the same settings
+        pin_settings(f/"compare_settings.json", dict(data=data.source, rows=[len(x) for x in splits], space=space.to_dict(), sn_kw=sn_kw or {},
+                                                    search_kw=search_kw or {}, models=list(models), seed=s), "comparison")
         if done.exists(): rows += json.loads(done.read_text()); log(f"seed {s}: cached"); continue
         cfg = cpu_search_config(seed=s, **(search_kw or {}))
         res = nasrec_search(data, space, cpu_supernet_config(seed=s, **(sn_kw or {})), cfg, f/"search", splits=splits, log=log)
