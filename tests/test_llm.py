@@ -198,6 +198,14 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     assert "standard_rm" in r.output and "judge_pairwise" in r.output and (run/"results.png").exists()
     assert [p.name for p in (run/"standard_rm"/"checkpoints").iterdir()] == ["last.ckpt"]   # the reward model's training checkpoint
     r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(run)]); assert r.exit_code == 0 and "standard_rm" in r.output
+    # the run folder's finished arms are read back only for the same settings: another training-set size is refused,
+    # naming the field, and leaves the folder's config as it was; the same command again reads the arms back
+    config = (run/"config.yaml").read_text()
+    r = CliRunner().invoke(app, [a if a != "4" else "6" for a in args[:6]] + args[6:])
+    assert r.exit_code == 2 and "critic_rm.json: this folder holds a Critic-RM run with config.n_train=4, not 6" in r.output, r.output
+    assert (run/"config.yaml").read_text() == config
+    arms = (run/"arms.jsonl").read_text()
+    r = CliRunner().invoke(app, args); assert r.exit_code == 0 and (run/"arms.jsonl").read_text() == arms, r.output
     r = CliRunner().invoke(app, ["critic-rm", "generate", "--backbone", tiny_dir, "--n-train", "2", "--n-critiques", "2",
                                  "--critique-tokens", "8", "--run-dir", str(run)])
     assert r.exit_code == 0 and "forced_score" in r.output, r.output

@@ -391,7 +391,7 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
     from `arms.jsonl`, generations from `generations.jsonl`, and a reward model stopped mid-training continues from
     its `last.ckpt` (written every `checkpoint_minutes` and at each epoch's end)."""
     from nasrec_lit.llm.preference import load_preferences, split_pairs
-    run.save_config(cfg)
+    from nasrec_lit.core import pin_settings
     cache = GenCache(run.path/"generations.jsonl")
     if cache.torn: echo(f"generation cache: skipped {cache.torn} torn line(s) (interrupted write)")
     train, test = split_pairs(load_preferences(cfg.data), cfg.test_frac, cfg.seed)
@@ -399,6 +399,9 @@ def run_critic_rm(cfg: CriticRMConfig, bb: Backbone, run: RunDir, log: str = "of
     tests = {cfg.data.split(":")[0]: test}
     if cfg.second_test: tests[cfg.second_test.split(":")[0]] = _clip_pairs(
         split_pairs(load_preferences(cfg.second_test), 0.999999, cfg.seed)[1], cfg.n_second_test)
+    # the folder's finished arms are read back only for the same settings and backbone (arms may be added later)
+    pin_settings(run.path/"critic_rm.json", dict(config={k: v for k, v in cfg.to_dict().items() if k != "arms"}, backbone=bb.name), "Critic-RM run")
+    run.save_config(cfg)
     done_path = run.path/"arms.jsonl"
     done = {}
     if done_path.exists():
