@@ -77,4 +77,4 @@ freeze: install
 	mv constraints.new constraints.txt
 
 clean:
-	rm -rf $(VENV) _proc _site runs wandb *.egg-info
+	rm -rf $(VENV) $(WHEEL_VENV) build _proc _site runs wandb *.egg-info
