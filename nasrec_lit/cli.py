@@ -163,14 +163,15 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         sn_cfg = SupernetConfig(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
+    holds_search = lambda p: any((Path(p)/f).exists() for f in ("search.json", "trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt"))
     cont = resume is not None
     if resume is not None:
-        if not any((Path(resume)/f).exists() for f in ("trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt")):
-            fail(f"--resume: {resume} holds no search (no trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
+        if not holds_search(resume):
+            fail(f"--resume: {resume} holds no search (no search.json, trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
         folder = RunDir(Path(resume).name, root=Path(resume).parent, config=config, resume=True).path   # other settings: refused, naming the field
     else:   # a folder of that name that already holds a search is continued only with its own settings, never overwritten
         path = runs_dir/(name or f"search-{d.source}-{space}-s{seed}")
-        cont = (path/"search.json").exists() or (path/"trials.jsonl").exists()
+        cont = holds_search(path)
         folder = RunDir(path.name, root=runs_dir, config=config, resume=cont).path
     res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
