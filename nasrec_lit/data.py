@@ -580,7 +580,9 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
     ncols = len(names)
     pieces, lines_at = _chunks(path, opts.block_mb << 20, header), _LineCounter(path)
     written0, rows_seen, bad_lines, nblocks = sink.rows, 0, [], 0
-    scratch, scratch_dense = [np.zeros((0, 0), np.int64)] * 2, [np.zeros((0, len(fmt.dense)), np.float32)] * 3
+    # the buffers start empty with their final widths: a piece without rows (only blank lines) passes through
+    scratch = [np.zeros((0, len(_sparse_names(fmt))), np.int64)] * 2
+    scratch_dense = [np.zeros((0, len(fmt.dense)), np.float32)] * 3
 
     def parse_dense(body, k):                         # on the worker: dense buffer k is free (3 in turn: worker, here, sink)
         batch, invalid = _parse(body, names, types, include, fmt)
@@ -1000,6 +1002,10 @@ class CTRDataModule(StatefulDataModule):
             data = dataclasses.replace(data, dense=np.array(data.dense), sparse=np.array(data.sparse), label=np.array(data.label))
         self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
         self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
+        empty = [k for k, s in zip(("train", "validation", "test"), self.splits) if len(s) == 0]
+        if empty:   # else a crash deep in Lightning, or NaN metrics printed as results
+            raise DataError(f"{data.source}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
+                            f"({len(data)} rows split {'/'.join(str(len(s)) for s in self.splits)}); give more rows")
     def make_train_loader(self):
         "The training loader: shuffled each epoch, and this rank's share of it under DDP (evaluation loaders: every row on every rank)."
         return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed, **self.rank_args())

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings, strategies as st, HealthCheck
 
 from nasrec_lit.core import shared_data_dir
 from nasrec_lit.data import (load_data, DataOptions, DataError, read_delimited, CRITEO, split_indices, make_synthetic,
-                             SyntheticConfig, bayes_logloss)
+                             SyntheticConfig, bayes_logloss, AVAZU_COLUMNS)
 
 CLI = [str(Path(sys.executable).parent / "nasrec-lit")]
 needs_shared = pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
@@ -77,6 +77,33 @@ def test_missing_empty_unknown(tmp_path):
     for spec, word in [(f"criteo:{tmp_path}/empty.txt", "empty"), (f"avazu:{tmp_path}/none.csv", "not found"),
                        ("netflix", "unknown data source"), (f"criteo:{tmp_path}", "directory")]:
         with pytest.raises(DataError, match=word): load_data(spec)
+
+
+def test_blank_lines_only(tmp_path):
+    """A file of blank lines (or a header and blank lines) has no data rows: a clear error, not a crash. A piece of
+    a longer file that holds only blank lines passes through (before 2026-11-30 both failed with an IndexError)."""
+    (tmp_path / "blank.txt").write_text("\n\n\n")
+    (tmp_path / "header.csv").write_text(",".join(AVAZU_COLUMNS) + "\n\n")
+    (tmp_path / "blank.libfm").write_text("\n")
+    for spec in (f"criteo:{tmp_path}/blank.txt", f"avazu:{tmp_path}/header.csv", f"frappe:{tmp_path}/blank.libfm"):
+        for enc in ("vocab", "hash"):
+            with pytest.raises(DataError, match="no data rows"): load_data(spec, DataOptions(encoding=enc), use_cache=False)
+    lines = [_line(label=str(i % 2), sparse=[f"{i % 97:08x}"] * 26) for i in range(6_000)]
+    (tmp_path / "gap.txt").write_text("\n".join(lines[:3_000]) + "\n" * 1_500_000 + "\n".join(lines[3_000:]) + "\n")
+    (tmp_path / "nogap.txt").write_text("\n".join(lines) + "\n")
+    for enc in ("vocab", "hash"):
+        gap = load_data(f"criteo:{tmp_path}/gap.txt", DataOptions(encoding=enc, block_mb=1), use_cache=False)
+        ref = load_data(f"criteo:{tmp_path}/nogap.txt", DataOptions(encoding=enc, block_mb=1), use_cache=False)
+        assert len(gap) == 6_000 and np.array_equal(np.asarray(gap.sparse), np.asarray(ref.sparse)), enc
+
+
+def test_too_few_rows_for_the_splits(tmp_path):
+    "A file too small for the 8:1:1 split: one clear error naming the empty splits (was a StopIteration traceback, or NaN metrics)."
+    p = tmp_path / "few.txt"; p.write_text("\n".join(_line(label=str(i % 2)) for i in range(5)) + "\n")
+    r = subprocess.run(CLI + ["train", "--model", "fm", "--data", f"criteo:{p}", "--epochs", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "validation split is empty (5 rows split 4/0/1)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    from nasrec_lit.data import CTRDataModule
+    with pytest.raises(DataError, match="validation and test splits are empty"): CTRDataModule(make_synthetic(SyntheticConfig(rows=10)), splits=(np.arange(10), [], []))
 
 
 def test_cli_bad_input_one_line_nonzero(tmp_path):
