@@ -20,9 +20,10 @@ from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cach
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
            'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'hash_ids',
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
-           'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'read_movielens', 'SyntheticConfig',
-           'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices', 'time_split',
-           'ArrayLoader', 'StatefulDataModule', 'CTRDataModule', 'rng_state', 'set_rng_state', 'ReplayLoader']
+           'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_tables', 'read_movielens',
+           'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices',
+           'time_split', 'ArrayLoader', 'StatefulDataModule', 'CTRDataModule', 'rng_state', 'set_rng_state',
+           'ReplayLoader']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -754,31 +755,58 @@ def load_cached_from(folder: Path, meta: dict) -> CTRData:
     return d
 
 # %% ../nbs/01_data.ipynb #0ce06d12
-def _read_atomic(path: Path) -> pa.Table:
+def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = False) -> tuple[pa.Table, np.ndarray, int]:
+    """A RecBole atomic file (tab-separated, typed header `name:type`) as strings: (table, line number of each row,
+    rows skipped). A row with another field count stops with its line, unless `skip_bad_rows` (then it is dropped
+    and counted). Blank lines are not rows. The header must name the `required` columns."""
     if not path.exists(): raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0: raise DataError(f"{path}: file is empty")
-    with open(path) as f: header = f.readline().rstrip("\n").split("\t")
+    with open(path) as f: header = f.readline().rstrip("\r\n").split("\t")
     names = [h.split(":")[0] for h in header]
+    missing = [c for c in required if c not in names]
+    if missing: raise DataError(f"{path}:1: header lacks column(s) {missing}")
+    lines, bad, counts = scan_lines(path, "\t", len(names), header=True)
+    if len(bad) and not skip_bad_rows:
+        raise DataError(f"{path}:{int(bad[0])}: expected {len(names)} fields, found {counts.get(int(bad[0]))} (use skip_bad_rows to drop such rows)")
+    if not len(lines): raise DataError(f"{path}: no data rows")
     try:
-        return pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
-                              parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
-                              convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True))
+        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(skip_rows=1, column_names=names),
+                             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=lambda row: "skip"),
+                             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True))
     except pa.ArrowInvalid as e: raise DataError(f"{path}: {e}") from None
+    if tbl.num_rows != len(lines): raise DataError(f"{path}: parsed {tbl.num_rows} rows where the line scan found {len(lines)}")
+    return tbl, lines, len(bad)
 
-def read_movielens(folder, opts: DataOptions = None) -> CTRData:
-    "MovieLens-100k from RecBole atomic files (`ml-100k.inter`, `.user`, `.item`) in `folder`."
-    opts = opts or DataOptions(); folder = Path(folder)
-    if not folder.is_dir(): raise DataError(f"{folder}: expected the folder holding ml-100k.inter/.user/.item")
-    inter, users, items = (_read_atomic(folder/f"ml-100k.{s}") for s in ("inter", "user", "item"))
+def movielens_tables(folder, skip_bad_rows: bool = False):
+    """MovieLens-100k's RecBole atomic files (`ml-100k.inter`, `.user`, `.item`) in `folder`: (interactions, users,
+    items) as pandas frames of strings (missing: None), the interactions' `rating` (float) and `timestamp` (int64)
+    checked, and (rows skipped, their first file lines). A rating or timestamp that is not a finite number, or a
+    timestamp outside what a date can hold, stops with its line, unless `skip_bad_rows`. Shared by `read_movielens`
+    and SUM's user-modeling reader, so both check the same way."""
     import pandas as pd
+    folder = Path(folder)
+    if not folder.is_dir(): raise DataError(f"{folder}: expected the folder holding ml-100k.inter/.user/.item")
+    need = dict(inter=("user_id", "item_id", "rating", "timestamp"), user=("user_id", "age", "gender", "occupation", "zip_code"),
+                item=("item_id", "release_year", "class"))
+    (inter, lines, n_wrong), (users, _, _), (items, _, _) = (_read_atomic(folder/f"ml-100k.{s}", cols, skip_bad_rows) for s, cols in need.items())
     df = inter.to_pandas()
     rating = pd.to_numeric(df["rating"], errors="coerce"); ts = pd.to_numeric(df["timestamp"], errors="coerce")
-    badm = rating.isna() | ts.isna()
-    if badm.any():
-        ln = int(np.flatnonzero(badm.to_numpy())[0]) + 2
-        if not opts.skip_bad_rows: raise DataError(f"{folder/'ml-100k.inter'}:{ln}: non-numeric rating or timestamp")
-    df = df[~badm].assign(rating=rating[~badm], timestamp=ts[~badm].astype(np.int64))
-    df = df.merge(users.to_pandas(), on="user_id", how="left").merge(items.to_pandas(), on="item_id", how="left")
+    badm = ~(np.isfinite(rating) & np.isfinite(ts) & (ts.abs() < pd.Timestamp.max.timestamp())).to_numpy()   # NaN, ±inf, text
+    if badm.any() and not skip_bad_rows:
+        raise DataError(f"{folder/'ml-100k.inter'}:{int(lines[np.flatnonzero(badm)[0]])}: rating or timestamp not a finite number, "
+                        f"or a timestamp out of range (use skip_bad_rows to drop such rows)")
+    df = df[~badm].assign(rating=rating[~badm].astype(np.float64), timestamp=ts[~badm].astype(np.int64)).reset_index(drop=True)
+    if df.empty: raise DataError(f"{folder/'ml-100k.inter'}: no usable rows")
+    return df, users.to_pandas(), items.to_pandas(), (n_wrong + int(badm.sum()), [int(l) for l in lines[badm][:10]])
+
+def read_movielens(folder, opts: DataOptions = None) -> CTRData:
+    """MovieLens-100k (see `movielens_tables`) into the schema: user and item ids and features, hour and weekday;
+    label rating ≥ 4. Interactions whose user or item has no line in `.user` / `.item` are kept with those features
+    missing (id 0), and counted in the report."""
+    import pandas as pd
+    opts = opts or DataOptions()
+    df, users, items, (n_bad, first_bad) = movielens_tables(folder, opts.skip_bad_rows)
+    df = df.merge(users, on="user_id", how="left", indicator="_u").merge(items, on="item_id", how="left", indicator="_i")
     t = pd.to_datetime(df["timestamp"], unit="s")
     cols = dict(user_id=df["user_id"], item_id=df["item_id"], age=df["age"], gender=df["gender"], occupation=df["occupation"],
                 zip3=df["zip_code"].str[:3], release_year=df["release_year"], genre=df["class"].str.split(" ").str[0],
@@ -794,7 +822,9 @@ def read_movielens(folder, opts: DataOptions = None) -> CTRData:
     label = (df["rating"].to_numpy() >= 4).astype(np.float32)
     return CTRData(np.zeros((len(df), 0), np.float32), sparse, label, [], list(cols), cards, "movielens",
                    extras=dict(timestamp=df["timestamp"].to_numpy(np.int64), user=sparse[:, 0].copy()),
-                   report=dict(files=[str(folder)], rows=len(df), bad_rows=int(badm.sum())))
+                   report=dict(files=[str(folder)], rows=len(df), bad_rows=n_bad, **({"first_bad_lines": first_bad} if n_bad else {}),
+                               rows_without_user_profile=int((df["_u"] == "left_only").sum()),
+                               rows_without_item_info=int((df["_i"] == "left_only").sum())))
 
 # %% ../nbs/01_data.ipynb #930ed511
 @dataclass

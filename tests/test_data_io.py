@@ -106,6 +106,54 @@ def test_too_few_rows_for_the_splits(tmp_path):
     with pytest.raises(DataError, match="validation and test splits are empty"): CTRDataModule(make_synthetic(SyntheticConfig(rows=10)), splits=(np.arange(10), [], []))
 
 
+@needs_shared
+def test_movielens_bad_input(tmp_path):
+    """MovieLens' atomic files: a wrong field count, a non-numeric, non-finite or out-of-range rating or timestamp each
+    stop with the file and line (blank lines counted), or are skipped and counted; a header alone is 'no data rows';
+    interactions of a user without a profile line are kept and counted. Before 2026-11-30: ±inf ratings and huge
+    timestamps were accepted, a short row gave arrow's message without its line, and a header alone gave 0 rows."""
+    import shutil
+    src = shared_data_dir() / "movielens-100k"
+    inter = (src / "ml-100k.inter").read_text().splitlines()
+
+    def folder(name, lines=None, users=None):
+        d = tmp_path / name; shutil.copytree(src, d)
+        if lines is not None: (d / "ml-100k.inter").write_text("\n".join(lines) + "\n")
+        if users is not None: (d / "ml-100k.user").write_text(users)
+        return d
+
+    def edit(line, **kw):                                 # line: 1-based file line; kw: rating / timestamp text, or fields
+        out = list(inter); f = out[line - 1].split("\t")
+        if "fields" in kw: f = f[:kw["fields"]]
+        if "rating" in kw: f[2] = kw["rating"]
+        if "timestamp" in kw: f[3] = kw["timestamp"]
+        out[line - 1] = "\t".join(f); return out
+
+    for name, lines, words in [("short", edit(7, fields=3), ["ml-100k.inter:7:", "expected 4 fields, found 3"]),
+                               ("text", edit(5, rating="abc"), ["ml-100k.inter:5:", "not a finite number"]),
+                               ("inf", edit(9, rating="inf"), ["ml-100k.inter:9:"]),
+                               ("huge_ts", edit(12, timestamp="1e30"), ["ml-100k.inter:12:", "out of range"])]:
+        d = folder(name, lines)
+        with pytest.raises(DataError) as e: load_data(f"movielens:{d}")
+        assert all(w in str(e.value) for w in words), (name, str(e.value))
+        ok = load_data(f"movielens:{d}", DataOptions(skip_bad_rows=True))
+        assert len(ok) == 99_999 and ok.report["bad_rows"] == 1, name
+    gap = edit(30, rating="nan"); gap.insert(10, "")           # a blank line before the bad row: the bad row is line 31
+    with pytest.raises(DataError, match=r"ml-100k.inter:31:"): load_data(f"movielens:{folder('gap', gap)}")
+    with pytest.raises(DataError, match="no data rows"): load_data(f"movielens:{folder('header', inter[:1])}")
+    users = (src / "ml-100k.user").read_text().splitlines()
+    d = load_data(f"movielens:{folder('nouser', users=chr(10).join(users[:-1]) + chr(10))}")   # the last user loses its profile
+    last = users[-1].split("\t")[0]
+    assert len(d) == 100_000 and d.report["rows_without_user_profile"] == sum(l.split("\t")[0] == last for l in inter[1:]) > 0
+    # SUM's user-modeling reader checks through the same function (it had its own: no line numbers, inf accepted)
+    from nasrec_lit.core import NasrecError
+    from nasrec_lit.usermodel.sum import movielens_user_data
+    with pytest.raises(DataError, match=r"ml-100k.inter:9:"): movielens_user_data(tmp_path / "inf")
+    bad_age = [users[0], "\t".join([users[1].split("\t")[0], "old", *users[1].split("\t")[2:]]), *users[2:]]
+    with pytest.raises(NasrecError, match=r"ml-100k.user: column age: 'old' is not an integer"):
+        movielens_user_data(folder("bad_age", users="\n".join(bad_age) + "\n"))
+
+
 def test_cli_bad_input_one_line_nonzero(tmp_path):
     p = tmp_path / "t.txt"; p.write_text(_line() + "\n0\t1\n")
     r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{p}"], capture_output=True, text=True)

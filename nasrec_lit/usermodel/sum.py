@@ -19,7 +19,7 @@ import lightning as L
 
 from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, LeanHooks, fit_resuming, last_checkpoints
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
-from ..data import CTRData, ArrayLoader, StatefulDataModule
+from ..data import CTRData, ArrayLoader, StatefulDataModule, movielens_tables
 
 # %% auto #0
 __all__ = ['ML_GENRES', 'DOWNSTREAM_ML', 'DOWNSTREAM_BEAUTY', 'UserData', 'movielens_user_data', 'beauty_user_data', 'SUMConfig',
@@ -66,27 +66,33 @@ def _time_split(order_rank: np.ndarray, n: int, fr=(0.8, 0.1)) -> np.ndarray:
 ML_GENRES = ["Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
              "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western", "unknown"]
 
-def _read_atomic(path: Path) -> pd.DataFrame:
-    if not path.exists(): raise NasrecError(f"MovieLens: {path} not found")
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    df.columns = [c.split(":")[0] for c in df.columns]
-    return df
+def _int_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    "A column of integers, or an error naming the file, the column and the first value that is not one."
+    v = pd.to_numeric(df[col], errors="coerce")
+    bad = (v.isna() | (v != v.round())).to_numpy()
+    if bad.any(): raise NasrecError(f"{path}: column {col}: {df[col].to_numpy()[bad][0]!r} is not an integer")
+    return v.to_numpy().astype(np.int64)
+
+def _by_number(df: pd.DataFrame, col: str, path: Path) -> dict:
+    "Id strings of a column → 1, 2, … in numeric order."
+    ids = df[col].to_numpy()[np.argsort(_int_column(df, col, path), kind="stable")]
+    return {u: i + 1 for i, u in enumerate(ids)}
 
 def movielens_user_data(folder=None, neg: int = 1, hist_len: int = 20, seed: int = 0) -> UserData:
-    "MovieLens-100k (RecBole atomic files) as time-ordered user-modeling events with two tasks (watch, like)."
+    """MovieLens-100k (RecBole atomic files) as time-ordered user-modeling events with two tasks (watch, like). The
+    files are read and checked by the data layer's `movielens_tables` (a bad row stops with its file and line)."""
     folder = Path(folder) if folder else (shared_data_dir(required=True)/"movielens-100k")
-    inter = _read_atomic(folder/"ml-100k.inter"); users = _read_atomic(folder/"ml-100k.user"); items = _read_atomic(folder/"ml-100k.item")
-    try:
-        inter = inter.assign(rating=inter.rating.astype(float), timestamp=inter.timestamp.astype(float))
-    except ValueError as e: raise NasrecError(f"{folder/'ml-100k.inter'}: non-numeric rating/timestamp ({e})") from None
+    inter, users, items, _ = movielens_tables(folder)
+    users, items = users.fillna(""), items.fillna("")          # an empty field is the empty string here
+    inter = inter.assign(timestamp=inter.timestamp.astype(float))
     inter = inter.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    uid = {u: i + 1 for i, u in enumerate(sorted(users.user_id, key=int))}
-    iid = {it: i + 1 for i, it in enumerate(sorted(items.item_id, key=int))}
+    uid = _by_number(users, "user_id", folder/"ml-100k.user")
+    iid = _by_number(items, "item_id", folder/"ml-100k.item")
     n_items = len(iid) + 1
     miss = set(inter.user_id) - set(uid)
     if miss: raise NasrecError(f"{folder/'ml-100k.inter'}: users {sorted(miss)[:5]} are not in ml-100k.user")
     # user static features
-    age = users.age.astype(int).values
+    age = _int_column(users, "age", folder/"ml-100k.user")
     age_b = np.digitize(age, [18, 25, 35, 45, 50, 56]) + 1
     occ = {o: i + 1 for i, o in enumerate(sorted(set(users.occupation)))}
     static = np.zeros((len(uid) + 1, 5), np.int64)
