@@ -154,6 +154,21 @@ def test_movielens_bad_input(tmp_path):
         movielens_user_data(folder("bad_age", users="\n".join(bad_age) + "\n"))
 
 
+def test_beauty_bad_input(tmp_path):
+    """SUM's Amazon Beauty reader: each malformed sequence line is named (before 2026-11-30 an empty file, a user
+    without items and a negative item id crashed with ValueError, ZeroDivisionError and IndexError)."""
+    from nasrec_lit.core import NasrecError
+    from nasrec_lit.usermodel.sum import beauty_user_data
+    good = ["1 1 2 3 4", "2 5 6 2 7"]
+    for name, lines, word in [("empty", [], "no user sequences"), ("text", [*good, "3 a b"], ":3: expected integers"),
+                              ("no_items", [*good, "3"], ":3: user 3 has no items"), ("neg", [*good, "3 4 -1"], ":3: ids must be"),
+                              ("zero", ["1 0 2", *good[1:]], ":1: ids must be"), ("dup", [*good, "1 3 4"], ":3: user 1 already has a sequence on line 1")]:
+        p = tmp_path / f"{name}.txt"; p.write_text("".join(l + "\n" for l in lines))
+        with pytest.raises(NasrecError, match=word): beauty_user_data(p)
+    p = tmp_path / "ok.txt"; p.write_text("\n".join(good) + "\n\n")            # blank lines are not users
+    d = beauty_user_data(p); assert sorted(d.latest) == [1, 2] and d.n_items == 8
+
+
 def test_cli_bad_input_one_line_nonzero(tmp_path):
     p = tmp_path / "t.txt"; p.write_text(_line() + "\n0\t1\n")
     r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{p}"], capture_output=True, text=True)

@@ -153,13 +153,18 @@ def beauty_user_data(path=None, neg: int = 1, hist_len: int = 20, max_steps: int
     "Amazon Beauty sequences (one line a user, items in time order) as events; task: next purchase vs a sampled item."
     path = Path(path) if path else (shared_data_dir(required=True)/"seqrec"/"amazon_beauty_sequences.txt")
     if not path.exists(): raise NasrecError(f"Beauty: {path} not found")
-    seqs = []
+    seqs, first_line = [], {}
     with open(path) as f:
         for ln, line in enumerate(f, 1):
             parts = line.split()
             if not parts: continue
-            try: seqs.append((int(parts[0]), [int(x) for x in parts[1:]]))
+            try: u, s = int(parts[0]), [int(x) for x in parts[1:]]
             except ValueError: raise NasrecError(f"{path}:{ln}: expected integers 'user item item ...'") from None
+            if not s: raise NasrecError(f"{path}:{ln}: user {u} has no items")
+            if u < 0 or min(s) < 1: raise NasrecError(f"{path}:{ln}: ids must be user ≥ 0 and items ≥ 1 (item 0 pads histories)")
+            if u in first_line: raise NasrecError(f"{path}:{ln}: user {u} already has a sequence on line {first_line[u]}")
+            first_line[u] = ln; seqs.append((u, s))
+    if not seqs: raise NasrecError(f"{path}: no user sequences")
     n_items = max(max(s) for _, s in seqs if s) + 1; n_users = max(u for u, _ in seqs) + 1
     rng = np.random.default_rng(seed)
     rows_u, rows_i, rows_lab, rows_hist, rows_dense, rows_split, rows_pos = [], [], [], [], [], [], []
