@@ -83,6 +83,17 @@ def test_malformed_jsonl_names_the_line(tmp_path):
     p.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{oops\n')
     with pytest.raises(PreferenceDataError, match=r"pairs.jsonl:2: not valid JSON"): read_jsonl_pairs(p)
     with pytest.raises(NasrecError, match="unknown preference source"): load_preferences("reddit")
+    # damaged files: an error naming the file (and line), not a UnicodeDecodeError / BadGzipFile / EOFError traceback
+    p.write_bytes(b'{"prompt": "a", "chosen": "b", "rejected": "c"}\n\xff\xfe\n')
+    with pytest.raises(PreferenceDataError, match=r"pairs.jsonl:2: not UTF-8"): read_jsonl_pairs(p)
+    g = tmp_path/"pairs.jsonl.gz"; g.write_bytes(gzip.compress(b'{"prompt": "a", "chosen": "b", "rejected": "c"}\n' * 50)[:40])
+    with pytest.raises(PreferenceDataError, match=r"pairs.jsonl.gz: damaged gzip"): read_jsonl_pairs(g)
+    g.write_bytes(b"plain text, not gzip")
+    with pytest.raises(PreferenceDataError, match=r"pairs.jsonl.gz: damaged gzip"): load_preferences(f"hh-rlhf:{g}")
+    p.write_text("\n")
+    with pytest.raises(PreferenceDataError, match=r"pairs.jsonl: no preference pairs"): load_preferences(f"jsonl:{p}")
+    p.write_text('["not a record"]')
+    with pytest.raises(PreferenceDataError, match=r"record 0: expected a JSON object"): load_preferences(f"pandalm:{p}")
 
 
 def test_pandalm_majority_and_ties(tmp_path):

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/20b_preference.ipynb #edfa314e
 from __future__ import annotations
-import gzip, json, re
+import gzip, json, re, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -51,19 +51,26 @@ def _split_final(msgs: list, where: str):
     return msgs[:-1], msgs[-1]["content"]
 
 # %% ../../nbs/20b_preference.ipynb #4d7ae959
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 def _jsonl_records(path: Path):
-    "Yield (line number, object) from a JSONL(.gz) file; a bad line raises PreferenceDataError naming it."
-    with _open_text(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PreferenceDataError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict): raise PreferenceDataError(f"{path}:{i}: expected a JSON object")
-            yield i, obj
+    """Yield (line number, object) from a JSONL(.gz) file; a bad line (not UTF-8, not JSON, not an object) or a
+    damaged gzip stream raises PreferenceDataError naming the file and line. Lines are decoded one by one, so an
+    encoding error names its own line."""
+    i = 0
+    try:
+        with _open_bytes(path) as f:
+            for i, raw in enumerate(f, 1):
+                try: line = raw.decode("utf-8")
+                except UnicodeDecodeError as e: raise PreferenceDataError(f"{path}:{i}: not UTF-8 text ({e.reason})") from None
+                if not line.strip(): continue
+                try: obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PreferenceDataError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+                if not isinstance(obj, dict): raise PreferenceDataError(f"{path}:{i}: expected a JSON object")
+                yield i, obj
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e: raise PreferenceDataError(f"{path}: damaged gzip data after line {i} ({e})") from None
 
 def read_hh_rlhf(path, stats: Optional[dict] = None) -> list[PrefPair]:
     "Read an hh-rlhf JSONL(.gz) file into prompt/chosen/rejected pairs split on turns."
@@ -88,9 +95,11 @@ def read_pandalm(path, stats: Optional[dict] = None) -> list[PrefPair]:
     try: rows = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise PreferenceDataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except UnicodeDecodeError as e: raise PreferenceDataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     if not isinstance(rows, list): raise PreferenceDataError(f"{path}: expected a JSON list of records")
     out, dropped = [], 0
     for k, r in enumerate(rows):
+        if not isinstance(r, dict): raise PreferenceDataError(f"{path}: record {k}: expected a JSON object, got {type(r).__name__}")
         miss = [f for f in ("instruction", "response1", "response2", "annotator1", "annotator2", "annotator3") if f not in r]
         if miss: raise PreferenceDataError(f"{path}: record {k} (idx {r.get('idx', '?')}): missing field(s) {miss}")
         votes = [r[f"annotator{j}"] for j in (1, 2, 3)]
@@ -145,7 +154,9 @@ def load_preferences(spec: str, stats: Optional[dict] = None) -> list[PrefPair]:
         if kind == "jsonl": raise NasrecError("jsonl needs a path: jsonl:PATH")
         path = preference_dir()/PREF_FILES[kind]
     if not Path(path).exists(): raise NasrecError(f"{kind}: no such file {path}")
-    return READERS[kind](path, stats=stats)
+    pairs = READERS[kind](path, stats=stats)
+    if not pairs: raise PreferenceDataError(f"{path}: no preference pairs (PandaLM: records without a majority are dropped)" if kind == "pandalm" else f"{path}: no preference pairs")
+    return pairs
 
 def split_pairs(pairs: Sequence[PrefPair], test_frac: float = 0.5, seed: int = 0):
     "A seeded random train/test split of pairs."
