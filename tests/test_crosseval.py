@@ -81,6 +81,23 @@ def test_score_table_validation(tmp_path):
     with pytest.raises(ce.CrossEvalSchemaError, match="line 3: unknown capability 'Baking'"): ce.read_score_table(p)
     pd.DataFrame(dict(model=["m", "m"], capability=["Coding", "Coding"], score=[1, 2])).to_csv(p, index=False)
     with pytest.raises(ce.CrossEvalSchemaError, match="line 3: duplicate"): ce.read_score_table(p)
+    # damaged files name the file (before 2026-11-30: EmptyDataError / UnicodeDecodeError tracebacks, an extra field
+    # silently shifted into pandas' index, an inf score and a header alone accepted as 0 qualifying pairs)
+    for text, match in [("", "empty file"), ("model,capability,score\n", "no rows after the header"),
+                        ("model,capability,score\nm,Coding,inf\n", "line 2: score 'inf' is not a finite number"),
+                        ("model,capability,score\nm,Coding,1,2,3\n", "line 2: 5 fields where the header has 3"),
+                        ("model,capability,score\n\nm,Coding,50\n\"m\n2\",Coding,40\nm,Baking,3\n", "line 6: unknown capability 'Baking'")]:
+        p.write_text(text)
+        with pytest.raises(ce.CrossEvalSchemaError, match=match): ce.read_score_table(p)
+    p.write_bytes(b"\xff\xfe,,\n")
+    with pytest.raises(ce.CrossEvalSchemaError, match="not a readable CSV"): ce.read_score_table(p)
+
+
+def test_benchmark_errors_name_the_editor_line(tmp_path):
+    "Prompts span several lines in a real benchmark CSV: the error names the line the bad row starts on."
+    d = bench_frame(3); d["prompt"] = ["one\ntwo", "three\nfour\nfive", "six"]; d.loc[2, "difficulty"] = "extreme"
+    p = tmp_path/"multi.csv"; d.to_csv(p, index=False)
+    with pytest.raises(ce.CrossEvalSchemaError, match=r"line 7, column 'difficulty'"): ce.read_crosseval(p)
 
 
 def test_cli_weakest_link_lines(tmp_path):

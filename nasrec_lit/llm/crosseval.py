@@ -93,23 +93,49 @@ def required_columns() -> list[str]:
 class CrossEvalSchemaError(NasrecError, ValueError):
     "The benchmark file does not follow the CrossEval schema; the message names the column and line."
 
-def validate_crosseval(df: pd.DataFrame, where: str = "CrossEval table", require_ratings: bool = True) -> pd.DataFrame:
-    "Check columns, capabilities, difficulties and 1–5 ratings; return `df` with integer ratings."
+def _read_csv(path: Path, **kw) -> tuple[pd.DataFrame, np.ndarray]:
+    """(`pandas.read_csv` of `path`, the file line each data row starts on), every failure a CrossEvalSchemaError
+    naming the file: no header, not UTF-8, unbalanced quotes, or a row with more fields than the header (pandas
+    would silently turn the extra field into an index). Line numbers count the header, blank lines and the lines
+    inside quoted multi-line fields (prompts and responses have them), so an error names the line an editor shows."""
+    import csv, warnings
+    try:
+        with open(path, newline="", encoding="utf-8") as f:           # the line each row starts on; rows too wide
+            rows, starts = csv.reader(f), []
+            header = next(rows, None); end = rows.line_num
+            for row in rows:
+                if row and len(row) > len(header):
+                    raise CrossEvalSchemaError(f"{path}: line {end + 1}: {len(row)} fields where the header has {len(header)}")
+                if row: starts.append(end + 1)
+                end = rows.line_num
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False, **kw)
+    except pd.errors.EmptyDataError: raise CrossEvalSchemaError(f"{path}: empty file (no header line)") from None
+    except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv.Error) as e:
+        raise CrossEvalSchemaError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    if len(starts) != len(df): starts = list(range(2, len(df) + 2))   # the two parsers disagree (exotic quoting): row k is line k + 2
+    return df, np.asarray(starts, np.int64)
+
+def validate_crosseval(df: pd.DataFrame, where: str = "CrossEval table", require_ratings: bool = True, lines=None) -> pd.DataFrame:
+    """Check columns, capabilities, difficulties and 1–5 ratings; return `df` with integer ratings. `lines`: the file
+    line of each row (from the reader), for the messages; default: row k is line k + 2."""
+    at = lambda k: int(lines[k]) if lines is not None else k + 2
     need = [c for c in required_columns() if require_ratings or not c.startswith("response_") or c.count("_") == 1]
     miss = [c for c in need if c not in df.columns]
     if miss: raise CrossEvalSchemaError(f"{where}: missing column(s) {miss}")
     bad = ~df["capability"].isin(CAPABILITIES)
     if bad.any():
         k = int(np.flatnonzero(bad.values)[0])
-        raise CrossEvalSchemaError(f"{where}: line {k+2}, column 'capability': unknown capability "
+        raise CrossEvalSchemaError(f"{where}: line {at(k)}, column 'capability': unknown capability "
                                    f"'{df['capability'].iloc[k]}' (expected one of {CAPABILITIES})")
     bad = ~df["difficulty"].astype(str).str.lower().isin(list(DIFFICULTY_MIX))
     if bad.any():
         k = int(np.flatnonzero(bad.values)[0])
-        raise CrossEvalSchemaError(f"{where}: line {k+2}, column 'difficulty': {df['difficulty'].iloc[k]!r} is not easy/medium/hard")
+        raise CrossEvalSchemaError(f"{where}: line {at(k)}, column 'difficulty': {df['difficulty'].iloc[k]!r} is not easy/medium/hard")
     if df["prompt_id"].duplicated().any():
         k = int(np.flatnonzero(df["prompt_id"].duplicated().values)[0])
-        raise CrossEvalSchemaError(f"{where}: line {k+2}, column 'prompt_id': duplicate id '{df['prompt_id'].iloc[k]}'")
+        raise CrossEvalSchemaError(f"{where}: line {at(k)}, column 'prompt_id': duplicate id '{df['prompt_id'].iloc[k]}'")
     df = df.copy()
     if require_ratings:
         for i in range(1, N_RESPONSES + 1):
@@ -119,7 +145,7 @@ def validate_crosseval(df: pd.DataFrame, where: str = "CrossEval table", require
                 bad = v.isna() | (v % 1 != 0) | (v < 1) | (v > 5)
                 if bad.any():
                     k = int(np.flatnonzero(bad.values)[0])
-                    raise CrossEvalSchemaError(f"{where}: line {k+2}, column {col!r}: rating '{df[col].iloc[k]}' is not an integer in 1-5")
+                    raise CrossEvalSchemaError(f"{where}: line {at(k)}, column {col!r}: rating '{df[col].iloc[k]}' is not an integer in 1-5")
                 df[col] = v.astype(int)
     return df
 
@@ -127,10 +153,8 @@ def read_crosseval(path, require_ratings: bool = True) -> pd.DataFrame:
     "Read and validate a CrossEval benchmark CSV."
     path = Path(path)
     if not path.exists(): raise NasrecError(f"{path}: no such file")
-    try: df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise CrossEvalSchemaError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
-    return validate_crosseval(df, where=str(path), require_ratings=require_ratings)
+    df, lines = _read_csv(path, keep_default_na=False, na_values=[""])
+    return validate_crosseval(df, where=str(path), require_ratings=require_ratings, lines=lines)
 
 def responses_long(df: pd.DataFrame) -> pd.DataFrame:
     "One row per (prompt, response): ratings, explanations, the human mean."
@@ -313,21 +337,23 @@ def read_score_table(path) -> pd.DataFrame:
     "A long (model, capability, score) CSV, validated: known capabilities, numeric scores, no duplicates."
     path = Path(path)
     if not path.exists(): raise NasrecError(f"{path}: no such file")
-    t = pd.read_csv(path)
+    t, lines = _read_csv(path); at = lambda k: int(lines[k])
+    if not len(t): raise CrossEvalSchemaError(f"{path}: no rows after the header")
     miss = [c for c in ("model", "capability", "score") if c not in t.columns]
     if miss: raise CrossEvalSchemaError(f"{path}: missing column(s) {miss} (expected model,capability,score)")
     bad = ~t["capability"].isin(CAPABILITIES)
     if bad.any():
         k = int(np.flatnonzero(bad.values)[0])
-        raise CrossEvalSchemaError(f"{path}: line {k+2}: unknown capability '{t['capability'].iloc[k]}'")
+        raise CrossEvalSchemaError(f"{path}: line {at(k)}: unknown capability '{t['capability'].iloc[k]}'")
     sc = pd.to_numeric(t["score"], errors="coerce")
-    if sc.isna().any():
-        k = int(np.flatnonzero(sc.isna().values)[0])
-        raise CrossEvalSchemaError(f"{path}: line {k+2}: score '{t['score'].iloc[k]}' is not a number")
+    bad = ~np.isfinite(sc.to_numpy(float))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise CrossEvalSchemaError(f"{path}: line {at(k)}: score '{t['score'].iloc[k]}' is not a finite number")
     dup = t.duplicated(["model", "capability"])
     if dup.any():
         k = int(np.flatnonzero(dup.values)[0])
-        raise CrossEvalSchemaError(f"{path}: line {k+2}: duplicate (model, capability) {tuple(t.iloc[k][['model','capability']])}")
+        raise CrossEvalSchemaError(f"{path}: line {at(k)}: duplicate (model, capability) {tuple(t.iloc[k][['model','capability']])}")
     return t.assign(score=sc)
 
 def weakest_link(table: pd.DataFrame, delta: float = 3.0) -> pd.DataFrame:
