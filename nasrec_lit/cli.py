@@ -44,6 +44,16 @@ def guarded(fn):
         except NasrecError as e: fail(str(e))
     return wrapper
 
+def _figure_path(path: Optional[Path]) -> Optional[Path]:
+    "A --figure path checked before the work it will show: its folder is created, its suffix is a format matplotlib writes."
+    if path is None: return None
+    from matplotlib.figure import Figure
+    kinds = Figure().canvas.get_supported_filetypes()
+    if path.suffix and path.suffix[1:].lower() not in kinds: raise NasrecError(f"--figure {path}: unknown image format {path.suffix!r} (use one of {sorted(kinds)})")
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise NasrecError(f"--figure {path}: cannot create its folder ({e.strerror})") from None
+    return path
+
 def _fmt(v, floatfmt):
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
     if isinstance(v, int) or (abs(v) >= 1000 and float(v).is_integer()) or abs(v) >= 10_000: return f"{v:,.0f}"
@@ -211,6 +221,7 @@ def mdp_check(env: str = typer.Argument(..., help="gymnasium id (CartPole-v1, na
               figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
     from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report
+    figure = _figure_path(figure)                 # before the run: a bad path must not cost it
     e = make_env(env)
     if discretize:
         import gymnasium as gym
@@ -338,7 +349,7 @@ def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o |
     "Classify every qualifying cross score (below both / closer to weaker / closer to stronger / above both)."
     from nasrec_lit.llm.crosseval import (read_score_table, crosseval_table_path, weakest_link, weakest_link_counts,
                                           summary_line, per_model_breakdown, plot_weakest_link)
-    path = crosseval_table_path(table_) if table_ in ("gpt4o", "claude") else Path(table_)
+    path = crosseval_table_path(table_) if table_ in ("gpt4o", "claude") else Path(table_); figure = _figure_path(figure)
     t = read_score_table(path); wl = weakest_link(t, delta)
     pm = per_model_breakdown(t, wl).reset_index().rename(columns={"index": "model"})
     console.print(table(pm.to_dict("records"), title=f"{path.name}: per model (Δ={delta})", floatfmt="{:.2f}"))

@@ -108,6 +108,12 @@ def test_cli_weakest_link_lines(tmp_path):
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == \
         "qualifying=48 below_both=24 closer_weaker=18 closer_stronger=6 above_both=0"
     assert (tmp_path/"f.png").stat().st_size > 10_000
+    # --figure: a missing folder is created; an unknown format is refused before any work (mdp-check's run can be long)
+    r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--figure", str(tmp_path/"new"/"dir"/"f.svg")])
+    assert r.exit_code == 0 and (tmp_path/"new"/"dir"/"f.svg").stat().st_size > 10_000
+    for cmd in (["crosseval", "weakest-link"], ["mdp-check", "CartPole-v1"]):
+        r = CliRunner().invoke(app, [*cmd, "--figure", str(tmp_path/"f.xyz")])
+        assert r.exit_code == 2 and "unknown image format '.xyz'" in r.output and "qualifying" not in r.output, r.output
     t = pd.DataFrame(dict(model=["m"]*3, capability=["Coding", "Reasoning", "Coding & Reasoning"], score=[80, 60, 70]))
     t.to_csv(tmp_path/"mine.csv", index=False)
     r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", str(tmp_path/"mine.csv")])
