@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #57321f0e
 from __future__ import annotations
-import dataclasses, hashlib, json, mmap, os, re, shutil, time
+import dataclasses, hashlib, json, mmap, os, re, shutil, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -662,11 +662,21 @@ def _check_files(files: list) -> list:
     return out
 
 def load_cached(folder: Path) -> CTRData:
-    "Memory-map a processed data set from its cache folder."
-    meta = json.loads((folder/"meta.json").read_text()); n = meta["rows"]
+    """Memory-map a processed data set from its cache folder. A damaged folder (unreadable meta.json, a file missing or
+    of the wrong size: e.g. deleted or cut short by hand) raises DataError naming it; `read_delimited` then reads
+    the source again."""
+    try:
+        meta = json.loads((folder/"meta.json").read_text()); n = meta["rows"]
+        shapes = dict(dense=(n, len(meta["dense_names"])), sparse=(n, len(meta["sparse_names"])), label=(n,))
+    except (OSError, ValueError, KeyError, TypeError) as e: raise DataError(f"{folder}: damaged cache (meta.json: {e})") from None
+    for name, dt in _ARRAYS:
+        want, f = int(np.prod(shapes[name])) * np.dtype(dt).itemsize, folder/f"{name}.bin"
+        have = f.stat().st_size if f.exists() else None
+        if have != want: raise DataError(f"{folder}: damaged cache ({name}.bin: {'missing' if have is None else f'{have:,} bytes'}, expected {want:,})")
     def mm(name, dtype, shape):
         return np.memmap(folder/f"{name}.bin", dtype=dtype, mode="r", shape=shape) if np.prod(shape) else np.zeros(shape, dtype)
-    extras = {k: np.load(folder/f"extra_{k}.npy", mmap_mode="r") for k in meta.get("extras", [])}
+    try: extras = {k: np.load(folder/f"extra_{k}.npy", mmap_mode="r") for k in meta.get("extras", [])}
+    except (OSError, ValueError) as e: raise DataError(f"{folder}: damaged cache ({e})") from None
     rep = dict(meta.get("report", {}), cache=str(folder), cached=True)
     return CTRData(mm("dense", np.float32, (n, len(meta["dense_names"]))), mm("sparse", np.int64, (n, len(meta["sparse_names"]))),
                    mm("label", np.float32, (n,)), meta["dense_names"], meta["sparse_names"], meta["cardinalities"], meta["source"], extras, rep)
@@ -684,7 +694,9 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
     opts = opts or DataOptions()
     files = _check_files(list(files))
     final = _cache_dir(fmt.name, files, opts)
-    if use_cache and (final/"meta.json").exists(): return load_cached(final)
+    if use_cache and (final/"meta.json").exists():
+        try: return load_cached(final)
+        except DataError as e: warnings.warn(f"{e}; reading {', '.join(map(str, files))} again", stacklevel=2)
     t0 = time.time()
     partial = final.with_name(final.name + f".partial-{os.getpid()}")
     names = _sparse_names(fmt)

@@ -187,6 +187,20 @@ def test_failed_read_keeps_existing_cache(tmp_path):
     assert load_data(f"criteo:{p}").report["cached"]
 
 
+def test_damaged_cache_is_read_again(tmp_path):
+    "A cache folder cut short or with a broken meta.json (by hand, or a full disk elsewhere) warns and is rebuilt, never mis-read."
+    p = tmp_path / "a.txt"; p.write_text("\n".join(_line(sparse=[f"{i:08x}"] * 26) for i in range(50)) + "\n")
+    d = load_data(f"criteo:{p}"); cache = Path(d.report["cache"]); ref = np.asarray(d.sparse).copy()
+    for damage in (lambda: (cache / "sparse.bin").write_bytes(b"\0" * 100), lambda: (cache / "dense.bin").unlink(),
+                   lambda: (cache / "meta.json").write_text("{oops")):
+        damage()
+        with pytest.warns(UserWarning, match="damaged cache"): again = load_data(f"criteo:{p}")
+        assert np.array_equal(np.asarray(again.sparse), ref) and Path(again.report["cache"]) == cache
+    from nasrec_lit.data import load_cached
+    (cache / "label.bin").write_bytes(b"")
+    with pytest.raises(DataError, match=r"damaged cache \(label.bin: 0 bytes, expected 200\)"): load_cached(cache)
+
+
 def test_block_size_never_changes_the_result(tmp_path):
     "Many 1 MB pieces (two reused buffers, background writes, block-wise vocabulary remap) = one piece, both encodings."
     rng = np.random.default_rng(0)
