@@ -651,6 +651,8 @@ def _cache_dir(source: str, files: list, opts: DataOptions, extra=None) -> Path:
     key = json.dumps(dict(v=READER_VERSION, source=source, files=[_file_sig(f) for f in files], opts=opts.to_dict(), extra=extra), sort_keys=True)
     return cache_root()/f"{source}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
+_COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}   # magic bytes
+
 def _check_files(files: list) -> list:
     out = []
     for f in files:
@@ -658,6 +660,9 @@ def _check_files(files: list) -> list:
         if not f.exists(): raise DataError(f"{f}: file not found")
         if f.is_dir(): raise DataError(f"{f}: is a directory, expected a file")
         if f.stat().st_size == 0: raise DataError(f"{f}: file is empty")
+        with open(f, "rb") as fh: head = fh.read(6)
+        packed = next((k for k, magic in _COMPRESSED.items() if head.startswith(magic)), None)
+        if packed: raise DataError(f"{f}: is {packed}-compressed; the reader streams plain text (decompress it first, e.g. `{packed} -dk {f.name}`)")
         out.append(f)
     return out
 

@@ -77,6 +77,8 @@ def test_missing_empty_unknown(tmp_path):
     for spec, word in [(f"criteo:{tmp_path}/empty.txt", "empty"), (f"avazu:{tmp_path}/none.csv", "not found"),
                        ("netflix", "unknown data source"), (f"criteo:{tmp_path}", "directory")]:
         with pytest.raises(DataError, match=word): load_data(spec)
+    (tmp_path / "train.txt.gz").write_bytes(gzip.compress((_line() + "\n").encode() * 5))   # was an arrow parse error and pages of UnicodeDecodeError
+    with pytest.raises(DataError, match=r"train.txt.gz: is gzip-compressed; .*gzip -dk train.txt.gz"): load_data(f"criteo:{tmp_path}/train.txt.gz")
 
 
 def test_blank_lines_only(tmp_path):
