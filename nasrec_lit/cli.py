@@ -162,17 +162,18 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     from nasrec_lit.baselines import leaderboard
     import pandas as pd
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
-    d = load_data(data)
+    given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
     if scale == "cpu":
-        sp = SpaceConfig.cpu(space=space, num_blocks=blocks or 4)
-        sn_cfg = cpu_supernet_config(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
+        sp = SpaceConfig.cpu(space=space, num_blocks=4 if blocks is None else blocks)
+        sn_cfg = cpu_supernet_config(seed=seed, **given(epochs=supernet_epochs))
         cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)),
-                                **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
+                                **given(top_k=top_k, final_epochs=final_epochs))
     else:
-        sp = SpaceConfig(space=space, num_blocks=blocks or 7)
-        sn_cfg = SupernetConfig(seed=seed, **({"epochs": supernet_epochs} if supernet_epochs else {}))
-        cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **({"top_k": top_k} if top_k else {}), **({"final_epochs": final_epochs} if final_epochs else {}))
+        sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
+        sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
+        cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **given(top_k=top_k, final_epochs=final_epochs))
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
+    d = load_data(data)                          # after the settings are checked: a bad option costs no read
     holds_search = lambda p: any((Path(p)/f).exists() for f in ("search.json", "trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt"))
     cont = resume is not None
     if resume is not None:
