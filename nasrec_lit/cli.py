@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .core import NasrecError, RunDir, seed_everything, is_rank_zero
+from .core import NasrecError, ConfigError, RunDir, seed_everything, is_rank_zero
 from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
@@ -249,7 +249,9 @@ def _critic_cfg(data, second_test, n_train, n_test, n_second_test, n_critiques, 
     for k, v in dict(n_train=n_train, n_test=n_test, n_second_test=n_second_test, n_critiques=n_critiques,
                      critique_tokens=critique_tokens).items():
         if v is not None: kw[k] = v
-    if m: kw["m_values"] = [int(x) for x in m.split(",")]
+    if m is not None:
+        try: kw["m_values"] = [int(x) for x in m.split(",")]
+        except ValueError: raise ConfigError(f"--m: {m!r} is not a comma-separated list of integers, e.g. 1,2,4,8") from None
     cfg = CriticRMConfig.cpu(**kw) if cpu else CriticRMConfig(**kw)
     rm = {k: v for k, v in dict(epochs=epochs, max_len=max_len, lora_layers=lora_layers).items() if v is not None}
     return cfg.replace(rm=cfg.rm.replace(**rm)) if rm else cfg

@@ -227,6 +227,18 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     assert r.exit_code == 2 and "no such file" in r.output
 
 
+def test_critic_rm_settings_are_checked(tmp_path):
+    "m values and arm names are checked up front (before 2026-11-30 `--m 0` started a full run, `--m 1,a` was a traceback)."
+    import subprocess, sys
+    from nasrec_lit.core import ConfigError
+    for kw, word in [(dict(m_values=[0]), "m_values"), (dict(m_values=[]), "m_values"), (dict(arms=["critic_rm_vote"]), "arms")]:
+        with pytest.raises(ConfigError, match=f"CriticRMConfig.{word}"): C.CriticRMConfig(**kw)
+    cli = str(Path(sys.executable).parent / "nasrec-lit")
+    for m, word in [("1,a", "--m: '1,a' is not a comma-separated list"), ("0,2", "CriticRMConfig.m_values")]:
+        r = subprocess.run([cli, "critic-rm", "train", "--m", m, "--run-dir", str(tmp_path/"run")], capture_output=True, text=True)
+        assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not (tmp_path/"run").exists(), r.stderr
+
+
 def test_no_trainable_pairs_is_a_clear_error(tiny):
     with pytest.raises(NasrecError, match="max_len"): C.train_reward_model(tiny, [], C.RMConfig(), critique=False)
 

@@ -372,6 +372,16 @@ class CriticRMConfig(Config):
     score_batch: int = param(8, ge=1)
     seed: int = param(0)
 
+    ARMS = ("standard_rm", "judge_pairwise", "judge_pointwise", "critic_rm_summarize", "critic_rm_rank")
+
+    def validate(self):
+        super().validate()
+        m = self.m_values
+        if not m or any(not isinstance(x, int) or isinstance(x, bool) or x < 1 for x in m):
+            raise ConfigError(f"CriticRMConfig.m_values: positive integers expected (critiques averaged at inference), got {m}")
+        bad = [a for a in self.arms if a not in self.ARMS]
+        if bad or not self.arms: raise ConfigError(f"CriticRMConfig.arms: {bad or self.arms} not among {list(self.ARMS)}")
+
     @classmethod
     def cpu(cls, **kw):
         "The size that finishes in the notebook on a 2-core CPU (measured in two parts here: 67 + 62 minutes)."
