@@ -424,12 +424,21 @@ def latest_version(root) -> Optional[int]:
 
 def load_user_tower(root, version: Optional[int] = None) -> tuple[UserTower, int]:
     "The user tower of snapshot `version` (default: LATEST), in eval mode."
-    root = Path(root); v = version or latest_version(root)
+    root = Path(root); v = latest_version(root) if version is None else version
     if v is None: raise NasrecError(f"{root}: no published snapshot (LATEST missing)")
+    if not (root/f"v{v:04d}"/"user_tower.pt").exists():
+        raise NasrecError(f"{root}: no snapshot version {v} (published: {sorted(published_snapshots(root)) or 'none'})")
     blob = torch.load(root/f"v{v:04d}"/"user_tower.pt", map_location="cpu", weights_only=False)
     s = blob["schema"]; cfg = SUMConfig.from_dict(blob["cfg"])
     ut = UserTower(s["user_cards"], s["n_items"], s["n_user_dense"], cfg); ut.load_state_dict(blob["state_dict"]); ut.eval()
+    ut.schema = s                                  # what it was trained on: `export_embeddings` checks the data against it
     return ut, v
+
+def _check_tower_data(ut: UserTower, d: UserData, where: str):
+    "The user tower's input sizes must be the data's (another data set would index past its tables)."
+    want = {k: ut.schema[k] for k in ("user_cards", "n_items", "n_user_dense")}
+    have = {k: data_schema(d)[k] for k in want}
+    if want != have: raise NasrecError(f"{where} was trained on data with {want}; {d.source} has {have}: use the data it was trained on")
 
 @torch.no_grad()
 def tower_embed(ut: UserTower, feats: dict, batch_size: int = 8192) -> np.ndarray:
@@ -439,7 +448,7 @@ def tower_embed(ut: UserTower, feats: dict, batch_size: int = 8192) -> np.ndarra
 
 def export_embeddings(root, d: UserData, out, version: Optional[int] = None) -> Path:
     "fp16 embeddings of snapshot `version`: per event and per user (latest features), with a manifest."
-    ut, v = load_user_tower(root, version)
+    ut, v = load_user_tower(root, version); _check_tower_data(ut, d, f"{root}/v{v:04d}")
     out = Path(out)/f"v{v:04d}"; tmp = out.with_name(out.name + ".partial"); tmp.mkdir(parents=True, exist_ok=True)
     ev = tower_embed(ut, d.user_features()).astype(np.float16)
     users = sorted(d.latest)
