@@ -157,6 +157,28 @@ def test_http_async_path_and_snapshot_pickup(served):
     assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
 
 
+def test_features_that_do_not_fit_the_tower(tmp_path):
+    """A feature file that does not fit the snapshot stops the service at start-up (it answered every request with a
+    500 before 2026-11-30); a new snapshot it does not fit is refused once, and the old one keeps serving."""
+    from nasrec_lit.core import NasrecError
+    from nasrec_lit.usermodel.sum import movielens_user_data, SUMModel, SUMConfig, data_schema, publish_snapshot
+    ml = movielens_user_data(); cfg = SUMConfig(pyramid=[4], dim=16); schema = data_schema(ml)
+    publish_snapshot(SUMModel(schema, cfg), tmp_path/"snap"); S.UserFeatures.save(tmp_path/"f.npz", ml.latest)
+    store = S.open_store(f"sqlite:{tmp_path/'s.db'}")
+    st = S.SOAPState(tmp_path/"snap", S.UserFeatures(tmp_path/"f.npz"), store)
+    assert st.compute([1, 2])[0].shape == (2, 2, 96)
+    S.UserFeatures.save(tmp_path/"bad.npz", {u: dict(v, user_dense=v["user_dense"][:3]) for u, v in ml.latest.items()})
+    with pytest.raises(NasrecError, match=r"bad.npz does not fit snapshot v1: 3 dense features, the tower takes 24"):
+        S.SOAPState(tmp_path/"snap", S.UserFeatures(tmp_path/"bad.npz"), store)
+    publish_snapshot(SUMModel(dict(schema, n_items=10), cfg), tmp_path/"snap")        # v2: a tower for another catalogue
+    with pytest.raises(NasrecError, match=r"does not fit snapshot v2: history items up to"): st.maybe_swap()
+    st.maybe_swap()                                                                   # not retried, no error
+    assert st.version == 1 and st.compute([1])[1] == 1
+    (tmp_path/"x.npz").write_bytes(b"not an npz")
+    with pytest.raises(NasrecError, match="x.npz: not a user-feature .npz"): S.UserFeatures(tmp_path/"x.npz")
+    store.close()
+
+
 def test_cli_sum_train_resume_refuses_changed_settings(tmp_path):
     """`sum train --resume` on a run folder written with other settings stops before training, with a one-line error
     that names the field (the resume itself is checked in `30_sum`: a stopped run ends with the same weights)."""

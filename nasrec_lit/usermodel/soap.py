@@ -107,9 +107,24 @@ def served_embedding(recs: list, n: int = 3) -> Optional[np.ndarray]:
 class UserFeatures:
     "Current user features for the user tower, from an `.npz` with user_ids, user_sparse, user_hist, user_dense."
     def __init__(self, path):
-        z = np.load(path)
+        self.path = path
+        try: z = np.load(path)
+        except (OSError, ValueError) as e: raise NasrecError(f"{path}: not a user-feature .npz ({e})") from None
+        miss = [k for k in ("user_ids", "user_sparse", "user_hist", "user_dense") if k not in z.files]
+        if miss: raise NasrecError(f"{path}: missing array(s) {miss} (written by `nasrec-lit sum train`)")
         self.ids = {int(u): i for i, u in enumerate(z["user_ids"])}
         self.arr = {k: z[k] for k in ("user_sparse", "user_hist", "user_dense")}
+
+    def check(self, schema: dict, where: str):
+        "These features fit a user tower trained on `schema` (field count, id ranges, history items, dense width), or NasrecError."
+        sp, hist, dense = self.arr["user_sparse"], self.arr["user_hist"], self.arr["user_dense"]
+        cards = schema["user_cards"]
+        problems = []
+        if sp.ndim != 2 or sp.shape[1] != len(cards): problems.append(f"{sp.shape[-1]} sparse fields, the tower has {len(cards)}")
+        elif len(sp) and (sp.max(axis=0) >= np.asarray(cards)).any(): problems.append(f"sparse ids up to {sp.max(axis=0).tolist()}, the tower's tables hold {cards}")
+        if len(hist) and hist.max() >= schema["n_items"]: problems.append(f"history items up to {int(hist.max())}, the tower knows {schema['n_items']}")
+        if dense.ndim != 2 or dense.shape[1] != schema["n_user_dense"]: problems.append(f"{dense.shape[-1]} dense features, the tower takes {schema['n_user_dense']}")
+        if problems: raise NasrecError(f"{self.path} does not fit {where}: " + "; ".join(problems))
     def __contains__(self, u): return int(u) in self.ids
     def get(self, users: Sequence[int]) -> dict:
         ix = [self.ids[int(u)] for u in users]
@@ -123,6 +138,7 @@ class SOAPState:
     def __init__(self, snapshots, features: UserFeatures, store, batch: int = 64, poll_s: float = 1.0, threads: int = 1):
         self.snapshots, self.features, self.store, self.batch, self.poll_s = Path(snapshots), features, store, batch, poll_s
         self.tower, self.version = load_user_tower(self.snapshots)
+        if hasattr(features, "check"): features.check(self.tower.schema, f"snapshot v{self.version}")   # at start-up, not as 500s later
         self.queue: asyncio.Queue = None; self.pending: set = set()
         self.stats = dict(recomputed=0, recompute_batches=0, snapshot_swaps=0, cold=0)
         self.lock = threading.Lock()
@@ -132,8 +148,11 @@ class SOAPState:
         return tower_embed(tower, self.features.get(users)), v
     def maybe_swap(self):
         v = latest_version(self.snapshots)
-        if v is not None and v != self.version:
+        if v is not None and v != self.version and v != getattr(self, "rejected", None):
             tower, v2 = load_user_tower(self.snapshots, v)
+            if hasattr(self.features, "check"):
+                try: self.features.check(tower.schema, f"snapshot v{v2}")
+                except NasrecError: self.rejected = v2; raise        # keep serving the old one; not retried every poll
             with self.lock: self.tower, self.version = tower, v2
             self.stats["snapshot_swaps"] += 1
 
