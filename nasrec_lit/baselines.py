@@ -24,8 +24,8 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 
 # %% auto #0
 __all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt',
-           'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory', 'fit', 'fit_refit',
-           'leaderboard', 'leaderboard_figure']
+           'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory', 'check_trainer_settings',
+           'fit', 'fit_refit', 'leaderboard', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #22d78eb3
 @dataclass
@@ -286,6 +286,17 @@ class BestInMemory(L.Callback):
 def _devices(s: str):
     return int(s) if s.isdigit() else (json.loads(s) if s.startswith("[") else s)
 
+def check_trainer_settings(cfg: TrainConfig):
+    """Build (and drop) a Trainer with `cfg`'s accelerator, devices, strategy and precision, so that a value Lightning
+    rejects is a ConfigError naming them before any data is read or model trained (Lightning raises ValueError,
+    TypeError, MisconfigurationException or ModuleNotFoundError, from deep inside `fit`)."""
+    quiet_lightning()
+    try: L.Trainer(accelerator=cfg.accelerator, devices=_devices(cfg.devices), strategy=cfg.strategy, precision=cfg.precision,
+                   logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    except Exception as e:
+        raise ConfigError(f"TrainConfig accelerator={cfg.accelerator!r} devices={cfg.devices!r} strategy={cfg.strategy!r} "
+                          f"precision={cfg.precision!r}: {str(e).strip().splitlines()[0]}") from None
+
 # %% ../nbs/03_baselines.ipynb #2c65a7ca
 TRAIN_SETTINGS = ("batch_size", "seed", "split_seed", "stratified", "precision", "select_best", "val_each_epoch")
 """The `TrainConfig` fields that change what `fit` trains: a run resumes from a checkpoint only with the same values.
@@ -300,7 +311,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     cfg = cfg or TrainConfig()
     if not cfg.val_each_epoch and (cfg.select_best or cfg.patience):
         raise ConfigError("TrainConfig.val_each_epoch=False trains without validation: set select_best=False and patience=None too")
-    quiet_lightning(); seed_everything(cfg.seed)
+    check_trainer_settings(cfg); seed_everything(cfg.seed)
     splits = splits if splits is not None else split_indices(data, seed=cfg.split_seed, stratify=cfg.stratified)
     grouped = cfg.steps_per_call > 1
     dm = (GroupedDataModule(data, splits, cfg.batch_size, cfg.eval_batch_size, seed=cfg.seed, group=cfg.steps_per_call) if grouped

@@ -126,15 +126,15 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
     "Train one baseline (or `all`) on a data set and print test logloss/AUC/NE, FLOPs and params."
-    from nasrec_lit.baselines import MODELS, OptimConfig, TrainConfig, leaderboard
+    from nasrec_lit.baselines import MODELS, OptimConfig, TrainConfig, leaderboard, check_trainer_settings
     models = list(MODELS) if model == "all" else [m.strip() for m in model.split(",")]
     bad = [m for m in models if m not in MODELS]
     if bad: fail(f"--model: {bad} not in {list(MODELS)} or 'all'")
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, split_seed=split_seed, stratified=stratified, patience=patience,
                       accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call, checkpoint_minutes=checkpoint_minutes,
                       precision=precision)
-    optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2)
+    optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2); check_trainer_settings(cfg)   # before the data is read
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned, resume=resume)
     summary = RunDir(f"{name or d.source}-leaderboard-s{seed}", root=runs_dir, config=dict(models=models, train=cfg.to_dict(), optim=optim.to_dict(), data=data))
     figpath = summary.save_figure(fig, "leaderboard"); summary.write_result(dict(leaderboard=df.to_dict(orient="records")))
