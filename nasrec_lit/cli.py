@@ -364,7 +364,7 @@ def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o |
 @ce_app.command("judge")
 @guarded
 def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement with humans) or a CrossEval benchmark CSV"),
-             limit: int = typer.Option(64, help="items to judge (0: all)"), refs: int = typer.Option(2, help="references per response (CSV)"),
+             limit: int = typer.Option(64, min=0, help="items to judge (0: all)"), refs: int = typer.Option(2, help="references per response (CSV)"),
              rubric: bool = typer.Option(False, help="PandaLM: also run the generating 1-5 rubric judge"),
              max_new_tokens: int = typer.Option(384), retries: int = typer.Option(5), seed: int = typer.Option(0),
              backbone: Optional[str] = typer.Option(None, help="HF directory or .gguf (default: packaged SmolLM2)"),
@@ -386,8 +386,8 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
         return
     long = ce.responses_long(ce.read_crosseval(data))
     long = long.iloc[:limit] if limit else long
+    rf = ce.references_for(long, refs, seed)          # checks --refs before the backbone loads
     bb = load_backbone(backbone)
-    rf = ce.references_for(long, refs, seed)
     items = [(ce.judge_prompt(r.prompt, r.response, x),) for r, x in zip(long.itertuples(index=False), rf)]
     out = out or Path(data).with_suffix(".judge.csv")
     gc = GenCache(cache or out.with_suffix(".generations.jsonl")); before = len(gc)
@@ -400,16 +400,18 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
 @ce_app.command("meta-eval")
 @guarded
 def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"), refs: str = typer.Option("0,1,2"),
-                 limit: int = typer.Option(0, help="responses to judge (0: all)"), max_new_tokens: int = typer.Option(384),
+                 limit: int = typer.Option(0, min=0, help="responses to judge (0: all)"), max_new_tokens: int = typer.Option(384),
                  retries: int = typer.Option(5), seed: int = typer.Option(0), backbone: Optional[str] = typer.Option(None),
                  cache: Optional[Path] = typer.Option(None, help="generation cache (JSONL) a rerun resumes from (default: next to --data)")):
     "Pearson/Spearman/Kendall of judge vs human mean, per capability and overall, with 0/1/2 leave-one-out references."
     from nasrec_lit.llm.backbone import load_backbone, GenCache
     from nasrec_lit.llm import crosseval as ce
+    try: n_refs = [int(x) for x in refs.split(",")]
+    except ValueError: raise ConfigError(f"--refs: {refs!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
     long = ce.responses_long(ce.read_crosseval(data)); long = long.iloc[:limit] if limit else long
     bb = load_backbone(backbone)
     gc = GenCache(cache or Path(data).with_suffix(".meta-eval.generations.jsonl"))
-    t = ce.meta_evaluate(bb, long, [int(x) for x in refs.split(",")], ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc)
+    t = ce.meta_evaluate(bb, long, n_refs, ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc)
     console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
 
 # %% ../nbs/90_cli.ipynb #df672592

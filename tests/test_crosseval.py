@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from nasrec_lit.cli import app
 from nasrec_lit.llm import crosseval as ce
+from nasrec_lit.core import NasrecError
 
 
 def bench_frame(n=3):
@@ -32,6 +33,12 @@ def test_reader_round_trip(tmp_path):
     assert all(len(r) == 2 for r in refs)
     for row, rr in zip(long.itertuples(), refs):                         # leave-one-out: never the rated response
         assert row.response not in [x.response for x in rr]
+    for k in (3, -1):                 # a prompt has 3 responses: at most 2 others (3 silently gave 2, -1 dropped one)
+        with pytest.raises(NasrecError, match=f"references per response: {k} is not in 0..2"): ce.references_for(long, k)
+    r = CliRunner().invoke(app, ["crosseval", "judge", "--data", str(p), "--refs", "3"])
+    assert r.exit_code == 2 and "references per response: 3" in r.output, r.output
+    r = CliRunner().invoke(app, ["crosseval", "meta-eval", "--data", str(p), "--refs", "0,a"])
+    assert r.exit_code == 2 and "--refs: '0,a'" in r.output, r.output
 
 
 @pytest.mark.parametrize("mutate,match", [

@@ -299,6 +299,8 @@ def correlation_table(long: pd.DataFrame, score_col: str = "judge") -> pd.DataFr
 
 def references_for(long: pd.DataFrame, k: int, seed: int = 0) -> list[list[Reference]]:
     "For each response, k references drawn (seeded) from the other responses to the same prompt (leave-one-out)."
+    if not 0 <= k <= N_RESPONSES - 1:
+        raise NasrecError(f"references per response: {k} is not in 0..{N_RESPONSES - 1} (leave-one-out over a prompt's {N_RESPONSES} responses)")
     rng = np.random.default_rng(seed); groups = {pid: g for pid, g in long.groupby("prompt_id", sort=False)}
     out = []
     for r in long.itertuples(index=False):
