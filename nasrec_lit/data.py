@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #57321f0e
 from __future__ import annotations
-import dataclasses, hashlib, json, mmap, os, re, shutil, time, warnings
+import dataclasses, hashlib, json, mmap, os, re, shutil, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -506,6 +506,14 @@ def _parse_pool():
     except (NotImplementedError, AttributeError): return None
 _PARSE_POOL = _parse_pool()
 
+def _quiet_row_handler_errors(unraisable, _previous=sys.unraisablehook):
+    """sys.unraisablehook that drops what arrow reports when it cannot decode an invalid row's text for `_parse`'s
+    handler (pages of UnicodeDecodeError tracebacks for one non-UTF-8 line); the reader then names that line itself.
+    Everything else goes to the previous hook."""
+    if getattr(unraisable.object, "__qualname__", "") == "_parse.<locals>.handler" and isinstance(unraisable.exc_value, UnicodeDecodeError): return
+    _previous(unraisable)
+sys.unraisablehook = _quiet_row_handler_errors
+
 def _parse(body: bytes, names, types, include, fmt):
     "Parse one piece with pyarrow's multi-threaded reader: (a table or the ArrowInvalid, rows with a wrong field count)."
     invalid = []
@@ -600,7 +608,20 @@ def _stream_file(path: Path, fmt: DelimitedFormat, opts: DataOptions, sink: _Sin
             cur = submit((nblocks + 1) % 3)
             if isinstance(batch, Exception):
                 if typed: return False
-                raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+                # a row of another field count whose text is not UTF-8: arrow cannot hand it to the row handler
+                # (it fails decoding it) and stops. Name its line, as for any other such row, or (skip_bad_rows)
+                # parse the piece again without the rows of another field count, which the checks below count
+                first = lines_at.at(off0)
+                _, wrong, counts = scan_bytes(bytes(body), fmt.delimiter, ncols, first)
+                if not len(wrong): raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+                if not opts.skip_bad_rows:
+                    ln = int(wrong[0])
+                    raise DataError(f"{path}:{ln}: expected {ncols} fields, found {counts.get(ln)} (use skip_bad_rows to drop such rows)")
+                drop = set((wrong - first).tolist())
+                kept = b"\n".join(l for i, l in enumerate(bytes(body).split(b"\n")) if i not in drop)
+                batch, _ = _parse(kept, names, types, include, fmt)
+                if isinstance(batch, Exception): raise DataError(f"{path}: cannot parse as {fmt.name}: {batch}") from None
+                invalid, dense_part = [None] * len(wrong), convert_dense(batch, fmt, opts)
             dense, lab, bad, reasons = dense_part
             if opts.max_rows is not None:
                 if rows_seen >= opts.max_rows: break

@@ -62,6 +62,17 @@ def test_bad_rows_named_by_file_and_line(tmp_path, bad, line, words):
     assert len(ok) == 3 and ok.report["bad_rows"] == 1 and ok.report["first_bad_lines"] == [f"train.txt:{line}"]
 
 
+def test_short_row_that_is_not_utf8(tmp_path, capfd):
+    """A row of another field count whose bytes are not UTF-8 (arrow cannot decode it for the row handler): its line is
+    named, or it is skipped and counted like any other; no UnicodeDecodeError tracebacks on stderr (there were pages)."""
+    p = tmp_path / "latin.txt"
+    p.write_bytes(("\n".join(_line(sparse=[f"{i:08x}"] * 26) for i in range(6)) + "\n").encode() + b"1\t\xe9\xff\t3\n" + (_line() + "\n").encode())
+    with pytest.raises(DataError, match=r"latin.txt:7: expected 40 fields, found 3"): load_data(f"criteo:{p}", use_cache=False)
+    assert "UnicodeDecodeError" not in capfd.readouterr().err
+    d = load_data(f"criteo:{p}", DataOptions(skip_bad_rows=True), use_cache=False)
+    assert len(d) == 7 and d.report["bad_rows"] == 1 and d.report["first_bad_lines"] == ["latin.txt:7"]
+
+
 def test_error_after_the_first_block_names_the_right_line(tmp_path):
     "A bad row far into a multi-block file: the line number counts every earlier block."
     p = tmp_path / "big.txt"
