@@ -394,6 +394,11 @@ def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
     for raw, v in fmt.label_values.items(): lab[lab_raw == raw] = v
     lab_bad |= np.isnan(lab)
     if lab_bad.any(): reasons[f"label '{fmt.label}' not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
+    if fmt.name == "avazu":   # NASRec's hour-of-day and weekday fields come from it: a malformed one is a bad row, not an odd category
+        hs = batch.column("hour").cast(pa.string())
+        ok = pc.and_(pc.match_substring_regex(hs, r"^\d{8}$"), pc.is_valid(pc.strptime(hs, format="%y%m%d%H", unit="s", error_is_null=True)))
+        hour_bad = ~np.asarray(ok.fill_null(False))
+        if hour_bad.any(): reasons["field hour: not a YYMMDDHH time"] = hour_bad; bad |= hour_bad
     dense = dense_out[:n] if dense_out is not None and len(dense_out) >= n else np.empty((n, len(fmt.dense)), np.float32)
     for j, name in enumerate(fmt.dense):
         x, b = _dense_column(batch.column(name), opts.dense_transform == "log")

@@ -73,6 +73,16 @@ def test_short_row_that_is_not_utf8(tmp_path, capfd):
     assert len(d) == 7 and d.report["bad_rows"] == 1 and d.report["first_bad_lines"] == ["latin.txt:7"]
 
 
+def test_avazu_hour_must_be_a_time(tmp_path):
+    "Avazu's hour (YYMMDDHH) feeds hour-of-day and weekday: a malformed one is a bad row (was an odd category and a missing weekday)."
+    row = lambda hour: ",".join(["1", "0", hour, *["a1"] * (len(AVAZU_COLUMNS) - 3)])
+    for hour in ("abc", "14102125", "1410210"):
+        p = tmp_path / "av.csv"; p.write_text(",".join(AVAZU_COLUMNS) + "\n" + row("14102100") + "\n" + row(hour) + "\n")
+        with pytest.raises(DataError, match=r"av.csv:3: field hour: not a YYMMDDHH time"): load_data(f"avazu:{p}", use_cache=False)
+        d = load_data(f"avazu:{p}", DataOptions(skip_bad_rows=True), use_cache=False)
+        assert len(d) == 1 and d.report["first_bad_lines"] == ["av.csv:3"]
+
+
 def test_error_after_the_first_block_names_the_right_line(tmp_path):
     "A bad row far into a multi-block file: the line number counts every earlier block."
     p = tmp_path / "big.txt"
