@@ -385,6 +385,14 @@ def convert_block(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
     dense, lab, bad, reasons = convert_dense(batch, fmt, opts, dense_out)
     return dense, convert_sparse(batch, fmt, opts), lab, bad, reasons
 
+def _rows_in(c: pa.DictionaryArray, entries: np.ndarray) -> np.ndarray:
+    "Mask of the rows of a dictionary-encoded chunk whose value is one of the dictionary `entries` (a bool mask); missing → False."
+    if not entries.any(): return np.zeros(len(c), bool)
+    idx = c.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    out = entries[idx]
+    if c.null_count: out &= np.asarray(c.is_valid())
+    return out
+
 def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Optional[np.ndarray] = None):
     "The dense and label half of `convert_block`: (dense, label, bad mask, reasons)."
     n = batch.num_rows
@@ -394,6 +402,11 @@ def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
     for raw, v in fmt.label_values.items(): lab[lab_raw == raw] = v
     lab_bad |= np.isnan(lab)
     if lab_bad.any(): reasons[f"label '{fmt.label}' not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
+    for name in fmt.sparse if fmt.token_sep else ():    # libFM: every token is 'index:value' (checked on each chunk's dictionary)
+        col = batch.column(name)
+        tok_bad = np.concatenate([_rows_in(c, ~np.asarray(pc.match_substring(c.dictionary, fmt.token_sep)))
+                                  for c in (col.chunks if isinstance(col, pa.ChunkedArray) else [col])] or [np.zeros(0, bool)])
+        if tok_bad.any(): reasons[f"field {name}: token without '{fmt.token_sep}' (libFM tokens are index{fmt.token_sep}value)"] = tok_bad; bad |= tok_bad
     if fmt.name == "avazu":   # NASRec's hour-of-day and weekday fields come from it: a malformed one is a bad row, not an odd category
         hs = batch.column("hour").cast(pa.string())
         ok = pc.and_(pc.match_substring_regex(hs, r"^\d{8}$"), pc.is_valid(pc.strptime(hs, format="%y%m%d%H", unit="s", error_is_null=True)))

@@ -73,7 +73,7 @@ def test_short_row_that_is_not_utf8(tmp_path, capfd):
     assert len(d) == 7 and d.report["bad_rows"] == 1 and d.report["first_bad_lines"] == ["latin.txt:7"]
 
 
-def test_avazu_hour_must_be_a_time(tmp_path):
+def test_avazu_hour_and_libfm_tokens_are_checked(tmp_path):
     "Avazu's hour (YYMMDDHH) feeds hour-of-day and weekday: a malformed one is a bad row (was an odd category and a missing weekday)."
     row = lambda hour: ",".join(["1", "0", hour, *["a1"] * (len(AVAZU_COLUMNS) - 3)])
     for hour in ("abc", "14102125", "1410210"):
@@ -81,6 +81,11 @@ def test_avazu_hour_must_be_a_time(tmp_path):
         with pytest.raises(DataError, match=r"av.csv:3: field hour: not a YYMMDDHH time"): load_data(f"avazu:{p}", use_cache=False)
         d = load_data(f"avazu:{p}", DataOptions(skip_bad_rows=True), use_cache=False)
         assert len(d) == 1 and d.report["first_bad_lines"] == ["av.csv:3"]
+    # Frappe's libFM tokens are index:value; one without ':' is a bad row too (it was taken as a category of its own)
+    good = "1 " + " ".join(f"{i}:1" for i in range(10))
+    p = tmp_path / "fr.libfm"; p.write_text(good + "\n" + good.replace(" 4:1", " 4") + "\n")
+    with pytest.raises(DataError, match=r"fr.libfm:2: field \w+: token without ':'"): load_data(f"frappe:{p}", use_cache=False)
+    assert len(load_data(f"frappe:{p}", DataOptions(skip_bad_rows=True), use_cache=False)) == 1
 
 
 def test_error_after_the_first_block_names_the_right_line(tmp_path):
