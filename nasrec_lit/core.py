@@ -14,8 +14,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
-           'project_data_dirs', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger',
-           'progress', 'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'LeanHooks']
+           'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir',
+           'make_logger', 'finish_logger', 'progress', 'log_step_now', 'quiet_lightning', 'fit_resuming',
+           'last_checkpoints', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -169,13 +170,16 @@ def _jsonable(o):
     if hasattr(o, 'item') and callable(o.item): return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-def write_json(path, obj, indent=2):
-    "Write JSON atomically (temp file, fsync, rename): a crash never leaves a half-written file."
+def write_text_atomic(path, text: str):
+    "Write a text file atomically (temp file, fsync, rename): a crash never leaves a half-written file."
     path = Path(path); tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=indent, default=_jsonable); f.flush(); os.fsync(f.fileno())
+    with open(tmp, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+def write_json(path, obj, indent=2):
+    "Write JSON atomically (see `write_text_atomic`)."
+    return write_text_atomic(path, json.dumps(obj, indent=indent, default=_jsonable))
 
 # %% ../nbs/00_core.ipynb #505fc026
 def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
@@ -229,13 +233,15 @@ class RunDir:
             for f in ("result.json", "metrics.jsonl"): (self.path/f).unlink(missing_ok=True)
             shutil.rmtree(self.path/"checkpoints", ignore_errors=True)
         if resume and config is not None and (self.path/"config.yaml").exists():
-            diff = _first_difference(yaml.safe_load((self.path/"config.yaml").read_text()), _plain(config))
+            try: was = yaml.safe_load((self.path/"config.yaml").read_text())
+            except yaml.YAMLError as e: raise ConfigError(f"{self.path/'config.yaml'}: not valid YAML ({e}); fix it or use another run name") from None
+            diff = _first_difference(was, _plain(config))
             if diff: raise ConfigError(f"{self.path/'config.yaml'}: {diff[0]} is {diff[1]!r} there and {diff[2]!r} now; resume with the run's own settings or use another run name")
         if is_rank_zero(): (self.path/"figures").mkdir(parents=True, exist_ok=True)
         if config is not None: self.save_config(config)
 
     def save_config(self, config):
-        if is_rank_zero(): (self.path/"config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False))
+        if is_rank_zero(): write_text_atomic(self.path/"config.yaml", yaml.safe_dump(_plain(config), sort_keys=False))
 
     def log_metrics(self, metrics: dict, step: Optional[int] = None):
         "Append one line to `metrics.jsonl`."
