@@ -207,7 +207,9 @@ def pin_settings(path, settings: dict, what: str = "run"):
     or read back, as another's."""
     path = Path(path); new = _plain(settings)
     if path.exists():
-        d = _first_difference(json.loads(path.read_text()), new)
+        try: was = json.loads(path.read_text())
+        except json.JSONDecodeError as e: raise ConfigError(f"{path}: not valid JSON ({e}); it pins this folder's settings: fix it or use a new folder") from None
+        d = _first_difference(was, new)
         if d: raise ConfigError(f"{path}: this folder holds a {what} with {d[0]}={d[1]!r}, not {d[2]!r}; continue it with its own settings or use a new folder")
     else:
         path.parent.mkdir(parents=True, exist_ok=True); write_json(path, new)
