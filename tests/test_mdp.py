@@ -43,6 +43,8 @@ def test_bad_inputs():
     with pytest.raises(MDPError, match="too few"): collect_transitions("CartPole-v1", 100)
     with pytest.raises(MDPError, match="unknown environment"): check_mdp("NoSuchEnv-v9")
     with pytest.raises(MDPError, match="cannot load environment"): check_mdp("nasrec_lit.nothing:Env")
+    with pytest.raises(MDPError, match="'os:path' is a module, not a gymnasium.Env"): check_mdp("os:path")   # was "unknown environment <module ...>"
+    with pytest.raises(MDPError, match="made a OrderedDict, not a gymnasium.Env"): check_mdp("collections:OrderedDict")
     s = np.zeros((600, 2))
     with pytest.raises(MDPError, match="next_state"): Transitions.from_arrays(s, np.zeros(600), np.zeros(600), s[:10])
     with pytest.raises(MDPError, match="discrete"): Transitions.from_arrays(s, np.full(600, 0.5), np.zeros(600), s)

@@ -96,7 +96,13 @@ def make_env(spec) -> gym.Env:
         except (ImportError, AttributeError) as e:
             if spec in gym.registry or "/" in spec: pass
             else: raise MDPError(f"cannot load environment {spec!r}: {e}") from None
-        else: return obj() if isinstance(obj, type) else obj
+        else:
+            if isinstance(obj, gym.Env): return obj
+            if not callable(obj): raise MDPError(f"{spec!r} is a {type(obj).__name__}, not a gymnasium.Env class or a function that makes one")
+            try: env = obj()
+            except Exception as e: raise MDPError(f"cannot construct environment {spec!r}: {type(e).__name__}: {e}") from None
+            if not isinstance(env, gym.Env): raise MDPError(f"{spec!r} made a {type(env).__name__}, not a gymnasium.Env")
+            return env
     try: return gym.make(spec)
     except Exception as e: raise MDPError(f"unknown environment {spec!r}: {e}") from None
 
