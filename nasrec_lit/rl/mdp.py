@@ -110,7 +110,7 @@ def collect_transitions(env, steps: int = 20_000, policy: Optional[Callable] = N
     "Roll out `policy` (default: uniform random actions) for `steps` steps, resetting at episode ends."
     env = make_env(env)
     if not isinstance(env.action_space, spaces.Discrete):
-        raise MDPError(f"action space {env.action_space} is not supported: only Discrete actions (wrap continuous ones, e.g. gymnasium.wrappers.DiscretizeAction)")
+        raise MDPError(f"action space {env.action_space} is not supported: only Discrete actions (wrap continuous ones, with gymnasium.wrappers.DiscretizeAction, or `nasrec-lit mdp-check --discretize N`)")
     if steps < MIN_STEPS: raise MDPError(f"steps={steps} is too few: need at least {MIN_STEPS} transitions")
     enc, names = observation_encoder(env.observation_space)
     n, start = int(env.action_space.n), int(env.action_space.start)
