@@ -42,6 +42,9 @@ def guarded(fn):
     def wrapper(*a, **k):
         try: return fn(*a, **k)
         except NasrecError as e: fail(str(e))
+        except KeyboardInterrupt:   # Ctrl-C: what was finished is on disk (results, ledgers, caches, last checkpoints)
+            fail("interrupted; finished work and the last checkpoints are kept: run the command again to continue "
+                 "(train and sum train: with --resume)", code=130)
     return wrapper
 
 def _figure_path(path: Optional[Path]) -> Optional[Path]:

@@ -345,6 +345,9 @@ def fit_resuming(trainer, *args, ckpt_path=None, expected=(), **kw):
         except NasrecError as e:
             if ckpt_path is None: raise
             raise type(e)(f"{ckpt_path}: {e}") from None
+        except SystemExit:   # Lightning turns Ctrl-C into a graceful shutdown and sys.exit(1): hand the interrupt on as one
+            if getattr(trainer, "interrupted", False): raise KeyboardInterrupt from None
+            raise
 
 def last_checkpoints(folder, minutes: Optional[float] = 10.0) -> list:
     """Lightning callbacks that keep one resumable `folder/last.ckpt`: rewritten at every epoch's end (after

@@ -117,6 +117,27 @@ def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_setting
     assert r.returncode == 2 and "train.epochs is 2 there and 3 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_ctrl_c_is_an_interrupt_and_the_run_resumes(tmp_path):
+    """Ctrl-C (SIGINT) during a leaderboard: Lightning shuts down gracefully and calls sys.exit(1), which the CLI printed
+    nothing for. Now: exit 130 with one line saying how to continue; the model being trained has no result.json (it
+    is not taken as finished), and --resume finishes the run."""
+    import signal, time
+    cli = [str(Path(sys.executable).parent / "nasrec-lit"), "train", "--model", "lr,fm", "--data", "synthetic", "--epochs", "40",
+           "--runs-dir", str(tmp_path)]
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    p = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "synthetic-lr-s2024" / "checkpoints" / "last.ckpt"
+    t0 = time.time()
+    while not ckpt.exists():                                  # the first epoch of the first model has ended
+        assert p.poll() is None and time.time() - t0 < 300, p.stderr.read() if p.poll() is not None else "timeout"
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT); out, err = p.communicate(timeout=300)
+    assert p.returncode == 130 and "interrupted" in err and "--resume" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "synthetic-lr-s2024" / "result.json").exists()
+    r = subprocess.run(cli + ["--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and all((tmp_path / f"synthetic-{m}-s2024" / "result.json").exists() for m in ("lr", "fm")), r.stderr
+
+
 def test_cli_train_ddp_on_cpu_splits_the_training_rows(tmp_path):
     """`--strategy ddp --devices 2` (two CPU processes, gloo): each rank trains on its half of every epoch, so the
     run takes half the optimizer steps; rank 0 alone writes the run folder and prints the table."""
