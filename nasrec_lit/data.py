@@ -811,9 +811,9 @@ def load_cached_from(folder: Path, meta: dict) -> CTRData:
     return d
 
 # %% ../nbs/01_data.ipynb #0ce06d12
-def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = False) -> tuple[pa.Table, np.ndarray, int]:
+def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = False) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """A RecBole atomic file (tab-separated, typed header `name:type`) as strings: (table, line number of each row,
-    rows skipped). A row with another field count stops with its line, unless `skip_bad_rows` (then it is dropped
+    line numbers of the rows skipped). A row with another field count stops with its line, unless `skip_bad_rows` (then it is dropped
     and counted). Blank lines are not rows. The header must name the `required` columns."""
     if not path.exists(): raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0: raise DataError(f"{path}: file is empty")
@@ -831,7 +831,7 @@ def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = Fals
                              convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True))
     except pa.ArrowInvalid as e: raise DataError(f"{path}: {e}") from None
     if tbl.num_rows != len(lines): raise DataError(f"{path}: parsed {tbl.num_rows} rows where the line scan found {len(lines)}")
-    return tbl, lines, len(bad)
+    return tbl, lines, bad
 
 def movielens_tables(folder, skip_bad_rows: bool = False):
     """MovieLens-100k's RecBole atomic files (`ml-100k.inter`, `.user`, `.item`) in `folder`: (interactions, users,
@@ -844,7 +844,7 @@ def movielens_tables(folder, skip_bad_rows: bool = False):
     if not folder.is_dir(): raise DataError(f"{folder}: expected the folder holding ml-100k.inter/.user/.item")
     need = dict(inter=("user_id", "item_id", "rating", "timestamp"), user=("user_id", "age", "gender", "occupation", "zip_code"),
                 item=("item_id", "release_year", "class"))
-    (inter, lines, n_wrong), (users, _, _), (items, _, _) = (_read_atomic(folder/f"ml-100k.{s}", cols, skip_bad_rows) for s, cols in need.items())
+    (inter, lines, wrong), (users, _, _), (items, _, _) = (_read_atomic(folder/f"ml-100k.{s}", cols, skip_bad_rows) for s, cols in need.items())
     df = inter.to_pandas()
     rating = pd.to_numeric(df["rating"], errors="coerce"); ts = pd.to_numeric(df["timestamp"], errors="coerce")
     badm = ~(np.isfinite(rating) & np.isfinite(ts) & (ts.abs() < pd.Timestamp.max.timestamp())).to_numpy()   # NaN, ±inf, text
@@ -853,7 +853,7 @@ def movielens_tables(folder, skip_bad_rows: bool = False):
                         f"or a timestamp out of range (use skip_bad_rows to drop such rows)")
     df = df[~badm].assign(rating=rating[~badm].astype(np.float64), timestamp=ts[~badm].astype(np.int64)).reset_index(drop=True)
     if df.empty: raise DataError(f"{folder/'ml-100k.inter'}: no usable rows")
-    return df, users.to_pandas(), items.to_pandas(), (n_wrong + int(badm.sum()), [int(l) for l in lines[badm][:10]])
+    return df, users.to_pandas(), items.to_pandas(), (len(wrong) + int(badm.sum()), sorted([*wrong.tolist(), *lines[badm].tolist()])[:10])
 
 def read_movielens(folder, opts: DataOptions = None) -> CTRData:
     """MovieLens-100k (see `movielens_tables`) into the schema: user and item ids and features, hour and weekday;

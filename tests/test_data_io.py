@@ -165,7 +165,7 @@ def test_movielens_bad_input(tmp_path):
         with pytest.raises(DataError) as e: load_data(f"movielens:{d}")
         assert all(w in str(e.value) for w in words), (name, str(e.value))
         ok = load_data(f"movielens:{d}", DataOptions(skip_bad_rows=True))
-        assert len(ok) == 99_999 and ok.report["bad_rows"] == 1, name
+        assert len(ok) == 99_999 and ok.report["bad_rows"] == 1 and ok.report["first_bad_lines"] == [int(words[0].split(":")[1])], name
     gap = edit(30, rating="nan"); gap.insert(10, "")           # a blank line before the bad row: the bad row is line 31
     with pytest.raises(DataError, match=r"ml-100k.inter:31:"): load_data(f"movielens:{folder('gap', gap)}")
     with pytest.raises(DataError, match="no data rows"): load_data(f"movielens:{folder('header', inter[:1])}")
