@@ -387,11 +387,10 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
         console.print(table(agree.to_dict("records"), title=f"judge vs PandaLM human majority ({len(pl)} pairs; "
                             f"always-first {info['always_first_accuracy']:.3f})", floatfmt="{:.3f}"))
         return
-    long = ce.responses_long(ce.read_crosseval(data))
-    long = long.iloc[:limit] if limit else long
-    rf = ce.references_for(long, refs, seed)          # checks --refs before the backbone loads
+    full = ce.responses_long(ce.read_crosseval(data))
+    long = full.iloc[:limit] if limit else full
+    items = ce.judge_items(long, refs, seed, pool=full)  # checks --refs before the backbone loads; a cut prompt keeps its references
     bb = load_backbone(backbone)
-    items = [(ce.judge_prompt(r.prompt, r.response, x),) for r, x in zip(long.itertuples(index=False), rf)]
     out = out or Path(data).with_suffix(".judge.csv")
     gc = GenCache(cache or out.with_suffix(".generations.jsonl")); before = len(gc)
     res = ce.judge(bb, items, cfg, gc)
@@ -411,22 +410,31 @@ def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"
     from nasrec_lit.llm import crosseval as ce
     try: n_refs = [int(x) for x in refs.split(",")]
     except ValueError: raise ConfigError(f"--refs: {refs!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-    long = ce.responses_long(ce.read_crosseval(data)); long = long.iloc[:limit] if limit else long
+    full = ce.responses_long(ce.read_crosseval(data)); long = full.iloc[:limit] if limit else full
+    for k in n_refs: ce.references_for(full.iloc[:0], k)   # checks every --refs value before the backbone loads
     bb = load_backbone(backbone)
     gc = GenCache(cache or Path(data).with_suffix(".meta-eval.generations.jsonl"))
-    t = ce.meta_evaluate(bb, long, n_refs, ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc)
+    t = ce.meta_evaluate(bb, long, n_refs, ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc, pool=full)
     console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
 
 # %% ../nbs/90_cli.ipynb #df672592
 sum_app = typer.Typer(help="SUM: upstream user models and their embeddings.", no_args_is_help=True)
 app.add_typer(sum_app, name="sum")
 
-def _user_data(data: str):
+def _user_data(data: str, skip_bad_rows: bool = False):
     from nasrec_lit.usermodel.sum import movielens_user_data, beauty_user_data
     kind, _, path = data.partition(":")
-    if kind == "movielens": return movielens_user_data(path or None)
-    if kind == "beauty": return beauty_user_data(path or None)
+    if kind == "movielens":
+        d = movielens_user_data(path or None, skip_bad_rows=skip_bad_rows)
+        if d.report.get("bad_rows"):
+            console.print(f"skipped {d.report['bad_rows']} bad rows; first: {', '.join(map(str, d.report['first_bad_lines'][:5]))}", highlight=False)
+        return d
+    if kind == "beauty":
+        if skip_bad_rows: fail("--skip-bad-rows applies to movielens data; the beauty reader stops at the first bad line")
+        return beauty_user_data(path or None)
     fail(f"unknown user-modeling data {kind!r}: use movielens[:FOLDER] or beauty[:FILE]")
+
+_SKIP_HELP = "drop malformed rows of the MovieLens files (counted and reported) instead of stopping"
 
 @sum_app.command("train")
 @guarded
@@ -435,14 +443,15 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
               D: int = typer.Option(96, "--d", help="embedding width"), seed: int = typer.Option(0),
               runs_dir: Path = typer.Option(Path("runs")),
               resume: bool = typer.Option(False, "--resume", help="continue the run folder's training from its last checkpoint (same settings)"),
-              checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)")):
+              checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
+              skip_bad_rows: bool = typer.Option(False, help=_SKIP_HELP)):
     "Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`."
     from nasrec_lit.usermodel.sum import SUMConfig, train_sum, publish_snapshot
     from nasrec_lit.usermodel.soap import UserFeatures
-    d = _user_data(data); console.print(d.describe())
+    d = _user_data(data, skip_bad_rows); console.print(d.describe())
     name = f"sum_{data.split(':')[0]}"
     cfg = SUMConfig(epochs=epochs, K=K, D=D, seed=seed)
-    run = RunDir(name, runs_dir, config=dict(data=data, sum=cfg.to_dict()), resume=resume)
+    run = RunDir(name, runs_dir, config=dict(data=data, sum=cfg.to_dict(), **({"skip_bad_rows": True} if skip_bad_rows else {})), resume=resume)
     model, res = train_sum(d, cfg, run=run, resume=resume, checkpoint_minutes=checkpoint_minutes)
     v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
     UserFeatures.save(run.path/"features.npz", d.latest)
@@ -454,10 +463,11 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
 @guarded
 def sum_export(snapshots: Path = typer.Option(..., help="snapshot directory (with LATEST)"),
                data: str = typer.Option("movielens"), version: Optional[int] = typer.Option(None, help="default: LATEST"),
-               out: Path = typer.Option(Path("runs/sum_exports"))):
+               out: Path = typer.Option(Path("runs/sum_exports")),
+               skip_bad_rows: bool = typer.Option(False, help=_SKIP_HELP + " (as `sum train` was run)")):
     "Write fp16 embeddings (per event and per user) of one snapshot, with a manifest."
     from nasrec_lit.usermodel.sum import export_embeddings
-    d = _user_data(data); p = export_embeddings(snapshots, d, out, version)
+    d = _user_data(data, skip_bad_rows); p = export_embeddings(snapshots, d, out, version)
     man = json.loads((p/"manifest.json").read_text())
     console.print(table([man], title=f"export -> {p}"))
 

@@ -443,7 +443,8 @@ def convert_sparse(batch, fmt: DelimitedFormat, opts: DataOptions) -> list:
     return cats
 
 # %% ../nbs/01_data.ipynb #58450d3d
-READER_VERSION = 6   # 6: dictionary sources' vocabularies count a value across a piece's chunks (see `StreamingVocab`)
+READER_VERSION = 7   # 6: dictionary sources' vocabularies count a value across a piece's chunks (see `StreamingVocab`);
+                     # 7: Avazu's hour must be YYMMDDHH and libFM tokens need ':' (a cache of 6 could hold such rows)
 
 def _sparse_names(fmt: DelimitedFormat) -> list:
     return (["hour_of_day"] + fmt.sparse[1:] + ["weekday"]) if fmt.name == "avazu" else list(fmt.sparse)

@@ -39,6 +39,26 @@ def test_reader_round_trip(tmp_path):
     assert r.exit_code == 2 and "references per response: 3" in r.output, r.output
     r = CliRunner().invoke(app, ["crosseval", "meta-eval", "--data", str(p), "--refs", "0,a"])
     assert r.exit_code == 2 and "--refs: '0,a'" in r.output, r.output
+    r = CliRunner().invoke(app, ["crosseval", "meta-eval", "--data", str(p), "--refs", "0,3"])   # ran k=0 in full, then failed
+    assert r.exit_code == 2 and "references per response: 3" in r.output, r.output
+
+
+def test_a_cut_table_keeps_its_references():
+    """`--limit` takes the first responses, which can split a prompt's three. With the whole table as the pool, each
+    judged response gets the references it gets in the whole table (before 2026-11-30 the last prompt of a cut got
+    fewer: 0 of 2 when one response of it was kept)."""
+    long = ce.responses_long(bench_frame(3))
+    whole = ce.references_for(long, 2, seed=1)
+    for n in (1, 4, 7):
+        cut = ce.references_for(long.iloc[:n], 2, seed=1, pool=long)
+        assert [[x.response for x in r] for r in cut] == [[x.response for x in r] for r in whole[:n]]
+    assert [len(r) for r in ce.references_for(long.iloc[:4], 2, seed=1)] == [2, 2, 2, 0]   # without the pool: what went wrong
+    # the CSV judge's input is meta-evaluation's: the attached file and the tool-use note are in it (the CLI left them out)
+    f = bench_frame(3); f.loc[1, "attached_file"] = "col_a,col_b"; f.loc[1, "capability"] = next(c for c in ce.CAPABILITIES if c.startswith("Tool Use"))
+    items = ce.judge_items(ce.responses_long(f), 1)
+    assert "[Attached file]\ncol_a,col_b" in items[3][0] and items[3][0] == ce.judge_prompt(
+        "prompt 1", "resp 1.1", ce.references_for(ce.responses_long(f), 1)[3], "col_a,col_b", tool_use_note=True)
+    assert "[Attached file]" not in items[0][0]
 
 
 @pytest.mark.parametrize("mutate,match", [

@@ -177,6 +177,12 @@ def test_movielens_bad_input(tmp_path):
     from nasrec_lit.core import NasrecError
     from nasrec_lit.usermodel.sum import movielens_user_data
     with pytest.raises(DataError, match=r"ml-100k.inter:9:"): movielens_user_data(tmp_path / "inf")
+    ud = movielens_user_data(tmp_path / "inf", skip_bad_rows=True)     # the option its error names exists here too
+    assert ud.report == dict(bad_rows=1, first_bad_lines=[9]) and ud.describe()["bad_rows"] == 1
+    assert len(ud) == 2 * 99_999 and not movielens_user_data(src).report
+    r = subprocess.run(CLI + ["sum", "export", "--snapshots", str(tmp_path / "none"), "--data", f"movielens:{tmp_path / 'inf'}",
+                              "--skip-bad-rows"], capture_output=True, text=True)
+    assert "skipped 1 bad rows; first: 9" in r.stdout and r.returncode != 0, r.stdout + r.stderr   # no snapshots there
     bad_age = [users[0], "\t".join([users[1].split("\t")[0], "old", *users[1].split("\t")[2:]]), *users[2:]]
     with pytest.raises(NasrecError, match=r"ml-100k.user: column age: 'old' is not an integer"):
         movielens_user_data(folder("bad_age", users="\n".join(bad_age) + "\n"))

@@ -22,9 +22,9 @@ __all__ = ['INDIVIDUAL', 'CROSS', 'CAPABILITIES', 'CATEGORY_COUNTS', 'DIFFICULTY
            'plot_taxonomy', 'rating_col', 'expl_col', 'required_columns', 'CrossEvalSchemaError', 'validate_crosseval',
            'read_crosseval', 'responses_long', 'Reference', 'judge_prompt', 'to_100', 'JudgeConfig', 'JudgeResult',
            'judge', 'pearson', 'spearman', 'kendall_tau_b', 'correlations', 'correlation_table', 'references_for',
-           'meta_evaluate', 'classify_cross', 'read_score_table', 'weakest_link', 'weakest_link_counts', 'summary_line',
-           'crosseval_table_path', 'plot_weakest_link', 'plot_score_heatmap', 'per_model_breakdown', 'cohen_kappa',
-           'pandalm_agreement']
+           'judge_items', 'meta_evaluate', 'classify_cross', 'read_score_table', 'weakest_link', 'weakest_link_counts',
+           'summary_line', 'crosseval_table_path', 'plot_weakest_link', 'plot_score_heatmap', 'per_model_breakdown',
+           'cohen_kappa', 'pandalm_agreement']
 
 # %% ../../nbs/22_crosseval.ipynb #6ac39465
 INDIVIDUAL = ["English", "Reasoning", "Coding", "Image Recognition", "Tool Use", "Long Context", "Spanish"]
@@ -297,11 +297,13 @@ def correlation_table(long: pd.DataFrame, score_col: str = "judge") -> pd.DataFr
     rows.append(dict(capability="Overall", **correlations(d[score_col], d["human_mean"])))
     return pd.DataFrame(rows)
 
-def references_for(long: pd.DataFrame, k: int, seed: int = 0) -> list[list[Reference]]:
-    "For each response, k references drawn (seeded) from the other responses to the same prompt (leave-one-out)."
+def references_for(long: pd.DataFrame, k: int, seed: int = 0, pool: Optional[pd.DataFrame] = None) -> list[list[Reference]]:
+    """For each response, k references drawn (seeded) from the other responses to the same prompt (leave-one-out), in
+    `pool` (default: `long`). When `long` is the first rows of a table, pass the table as `pool`: a prompt whose
+    responses the cut splits keeps its references, and each response gets the references it gets in the whole table."""
     if not 0 <= k <= N_RESPONSES - 1:
         raise NasrecError(f"references per response: {k} is not in 0..{N_RESPONSES - 1} (leave-one-out over a prompt's {N_RESPONSES} responses)")
-    rng = np.random.default_rng(seed); groups = {pid: g for pid, g in long.groupby("prompt_id", sort=False)}
+    rng = np.random.default_rng(seed); groups = {pid: g for pid, g in (long if pool is None else pool).groupby("prompt_id", sort=False)}
     out = []
     for r in long.itertuples(index=False):
         others = groups[r.prompt_id][groups[r.prompt_id]["response_idx"] != r.response_idx]
@@ -309,15 +311,20 @@ def references_for(long: pd.DataFrame, k: int, seed: int = 0) -> list[list[Refer
         out.append([Reference(o.response, list(o.ratings), list(o.explanations)) for o in pick.itertuples(index=False)])
     return out
 
+def judge_items(long: pd.DataFrame, k: int, seed: int = 0, pool: Optional[pd.DataFrame] = None) -> list[tuple]:
+    "The judge's input for each response: its prompt with the attached file, the tool-use note and k references (`pool`: see `references_for`)."
+    refs = references_for(long, k, seed, pool)
+    return [(judge_prompt(r.prompt, r.response, rf, None if pd.isna(r.attached_file) else str(r.attached_file),
+                          tool_use_note=r.capability.startswith("Tool Use")),)
+            for r, rf in zip(long.itertuples(index=False), refs)]
+
 def meta_evaluate(bb: Backbone, long: pd.DataFrame, n_refs: Sequence[int] = (0, 1, 2), cfg: JudgeConfig = None,
-                  seed: int = 0, cache: Optional[GenCache] = None) -> pd.DataFrame:
-    "Run the judge with 0/1/2 leave-one-out references; correlations per capability and overall for each (`cache`: see `judge`)."
+                  seed: int = 0, cache: Optional[GenCache] = None, pool: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Run the judge with 0/1/2 leave-one-out references; correlations per capability and overall for each (`cache`: see
+    `judge`; `pool`: the whole table when `long` is a cut of it, see `references_for`)."""
     tables = []
     for k in n_refs:
-        refs = references_for(long, k, seed)
-        items = [(judge_prompt(r.prompt, r.response, rf, None if pd.isna(r.attached_file) else str(r.attached_file),
-                               tool_use_note=r.capability.startswith("Tool Use")),)
-                 for r, rf in zip(long.itertuples(index=False), refs)]
+        items = judge_items(long, k, seed, pool)
         res = judge(bb, items, cfg, cache)
         t = correlation_table(long.assign(judge=res.scores)); t.insert(0, "references", k)
         t["parsed_share"] = res.stats["parsed"] / max(1, res.stats["items"])

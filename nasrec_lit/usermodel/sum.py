@@ -42,6 +42,7 @@ class UserData:
     split: np.ndarray
     source: str = ""
     latest: dict = field(default_factory=dict)   # per-user features after the whole log: what a live request sees
+    report: dict = field(default_factory=dict)   # what the reader skipped: bad_rows, first_bad_lines (skip_bad_rows)
 
     def __len__(self): return len(self.user)
     def subset(self, idx) -> "UserData":
@@ -55,7 +56,8 @@ class UserData:
     def describe(self) -> dict:
         return dict(source=self.source, events=len(self), users=int(len(np.unique(self.user))), items=self.n_items - 1,
                     **{f"rate_{t}": round(float(self.labels[:, k].mean()), 4) for k, t in enumerate(self.task_names)},
-                    split=np.bincount(self.split, minlength=3).tolist())
+                    split=np.bincount(self.split, minlength=3).tolist(),
+                    **({"bad_rows": self.report["bad_rows"]} if self.report.get("bad_rows") else {}))
 
 def _time_split(order_rank: np.ndarray, n: int, fr=(0.8, 0.1)) -> np.ndarray:
     "0/1/2 by event position in time (0..n-1): the first 80% of events train, the next 10% val, the last 10% test."
@@ -78,11 +80,12 @@ def _by_number(df: pd.DataFrame, col: str, path: Path) -> dict:
     ids = df[col].to_numpy()[np.argsort(_int_column(df, col, path), kind="stable")]
     return {u: i + 1 for i, u in enumerate(ids)}
 
-def movielens_user_data(folder=None, neg: int = 1, hist_len: int = 20, seed: int = 0) -> UserData:
+def movielens_user_data(folder=None, neg: int = 1, hist_len: int = 20, seed: int = 0, skip_bad_rows: bool = False) -> UserData:
     """MovieLens-100k (RecBole atomic files) as time-ordered user-modeling events with two tasks (watch, like). The
-    files are read and checked by the data layer's `movielens_tables` (a bad row stops with its file and line)."""
+    files are read and checked by the data layer's `movielens_tables`: a bad row stops with its file and line, unless
+    `skip_bad_rows` (then it is dropped and counted in `report`)."""
     folder = Path(folder) if folder else (shared_data_dir(required=True)/"movielens-100k")
-    inter, users, items, _ = movielens_tables(folder)
+    inter, users, items, (n_bad, first_bad) = movielens_tables(folder, skip_bad_rows)
     users, items = users.fillna(""), items.fillna("")          # an empty field is the empty string here
     inter = inter.assign(timestamp=inter.timestamp.astype(float))
     inter = inter.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -146,7 +149,8 @@ def movielens_user_data(folder=None, neg: int = 1, hist_len: int = 20, seed: int
                     user_cards, hist, n_items, dense, ["log_count", "mean_rating", "like_share", "log_recency", "mean_item_pop"] +
                     [f"genre_{g}" for g in ML_GENRES], np.stack([out_i, decade[out_i]], 1), ["item_id", "decade"], [n_items, 11],
                     idense, ["log_item_pop"] + [f"is_{g}" for g in ML_GENRES], _time_split(rank, len(inter)),
-                    source="movielens-100k", latest=latest)
+                    source="movielens-100k", latest=latest,
+                    report=dict(bad_rows=n_bad, first_bad_lines=first_bad) if n_bad else {})
 
 # %% ../../nbs/30_sum.ipynb #a791beb4
 def beauty_user_data(path=None, neg: int = 1, hist_len: int = 20, max_steps: int = 20, seed: int = 0) -> UserData:
