@@ -33,13 +33,13 @@ class _BoxActions(gym.Env):
     def step(self, a): return np.zeros(2, np.float32), 0.0, False, False, {}
 
 
-class _TupleObs(_BoxActions):
-    observation_space = spaces.Tuple([spaces.Discrete(2), spaces.Discrete(3)]); action_space = spaces.Discrete(2)
+class _TextObs(_BoxActions):
+    observation_space = spaces.Text(5); action_space = spaces.Discrete(2)
 
 
 def test_bad_inputs():
     with pytest.raises(MDPError, match="only Discrete actions"): collect_transitions(_BoxActions(), 1000)
-    with pytest.raises(MDPError, match="observation space"): collect_transitions(_TupleObs(), 1000)
+    with pytest.raises(MDPError, match="observation space Text.* is not supported"): collect_transitions(_TextObs(), 1000)
     with pytest.raises(MDPError, match="too few"): collect_transitions("CartPole-v1", 100)
     with pytest.raises(MDPError, match="unknown environment"): check_mdp("NoSuchEnv-v9")
     with pytest.raises(MDPError, match="cannot load environment"): check_mdp("nasrec_lit.nothing:Env")
@@ -56,3 +56,27 @@ def test_bad_inputs():
 def test_discrete_observations_one_hot():
     tr = collect_transitions("FrozenLake-v1", steps=600, seed=0)
     assert tr.obs.shape[1] == 16 and set(np.unique(tr.obs)) == {0.0, 1.0} and tr.feature_names[0] == "state=0"
+
+
+def test_tuple_observations_through_gymnasium_flatten():
+    """Tuple, Dict and MultiDiscrete observations are laid out by gymnasium's `flatten`, each component named (they
+    were refused before 2026-11-30). Blackjack: the player's sum, the dealer's card, the usable ace, all one-hot."""
+    tr = collect_transitions("Blackjack-v1", steps=600, seed=0)
+    assert tr.obs.shape[1] == 32 + 11 + 2 and tr.feature_names[:2] == ["s0=0", "s0=1"] and tr.feature_names[-1] == "s2=1"
+    assert (tr.obs.sum(1) == 3).all()                       # one category of each of the three parts
+    from nasrec_lit.rl.mdp import observation_encoder
+    enc, names = observation_encoder(spaces.Dict({"pos": spaces.Box(0, 1, (2,)), "mode": spaces.Discrete(2)}))
+    assert names == ["mode=0", "mode=1", "pos.0", "pos.1"] and enc({"pos": np.array([0.5, 0.25]), "mode": 1}).tolist() == [0, 1, 0.5, 0.25]
+    assert observation_encoder(spaces.MultiDiscrete([2, 3]))[1] == ["s0=0", "s0=1", "s1=0", "s1=1", "s1=2"]
+
+
+def test_a_reward_without_signal_is_named_as_such():
+    """MountainCar under a random policy: every return-to-go is the same, so no feature can predict it. The verdict
+    says that the data carry no reward signal (it said 'no feature is reward-predictive', as if the state were at fault)."""
+    rng = np.random.default_rng(0); s = rng.normal(size=(2000, 2)).astype(np.float32); a = rng.integers(0, 2, 2000)
+    ns = s + 0.5 * (a[:, None] - 0.5); ep = np.arange(2000) // 200
+    done = np.r_[ep[1:] != ep[:-1], True]
+    tr = Transitions.from_arrays(s, a, np.full(2000, -1.0), ns, truncated=done, episode=ep)
+    r = check_mdp(tr, MDPCheckConfig(seed=0))
+    assert not r.valid and "the reward carries no signal in these 2000 transitions" in r.verdict and f"is {-(1 - 0.9 ** 30) / 0.1:.4g})" in r.verdict, r.verdict
+    assert not r.table.predictive.any()

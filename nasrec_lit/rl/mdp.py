@@ -72,18 +72,28 @@ class Transitions:
                    int(n_actions or a.max() + 1))
 
 # %% ../../nbs/40_mdp.ipynb #f567a875
+def _flat_names(space: spaces.Space, path: str = "s") -> list:
+    """Feature names in the order `gymnasium.spaces.flatten` lays out an observation of `space`: numeric components
+    as `path` (one) or `path.i` (`s0`, `s1`, … at the top), the one-hot categories of Discrete and MultiDiscrete
+    parts as `path=value`."""
+    sub = lambda i: f"s{i}" if path == "s" else f"{path}.{i}"
+    if isinstance(space, (spaces.Box, spaces.MultiBinary)):
+        n = int(np.prod(space.shape)); return [path] if n == 1 and path != "s" else [sub(i) for i in range(n)]
+    if isinstance(space, spaces.Discrete): return [f"{path}={int(space.start) + i}" for i in range(int(space.n))]
+    if isinstance(space, spaces.MultiDiscrete):
+        nvec, start = space.nvec.reshape(-1), space.start.reshape(-1)
+        return [f"{sub(j)}={int(start[j]) + v}" for j in range(len(nvec)) for v in range(int(nvec[j]))]
+    if isinstance(space, spaces.Tuple): return [n for i, s in enumerate(space.spaces) for n in _flat_names(s, sub(i))]
+    if isinstance(space, spaces.Dict): return [n for k, s in space.spaces.items() for n in _flat_names(s, str(k) if path == "s" else f"{path}.{k}")]
+    raise MDPError(f"observation space {space} is not supported: use Box, Discrete, MultiBinary, MultiDiscrete, or a Tuple or Dict of them")
+
 def observation_encoder(space: spaces.Space) -> tuple[Callable, list]:
-    "(obs → float32 vector, feature names) for Box (flattened) and Discrete (one-hot) spaces."
-    if isinstance(space, spaces.Box):
-        shape = space.shape
-        names = [f"s{i}" for i in range(int(np.prod(shape)))]
-        return (lambda o: np.asarray(o, np.float32).reshape(-1)), names
-    if isinstance(space, spaces.Discrete):
-        n, start = int(space.n), int(space.start)
-        def onehot(o):
-            v = np.zeros(n, np.float32); v[int(o) - start] = 1.0; return v
-        return onehot, [f"state={i + start}" for i in range(n)]
-    raise MDPError(f"observation space {space} is not supported: use Box or Discrete observations")
+    """(obs → float32 vector, feature names): gymnasium's own `flatten` (Box and MultiBinary flattened, Discrete and
+    MultiDiscrete one-hot, Tuple and Dict concatenated), with a name for every component. A bare Discrete space's
+    categories are `state=0`, `state=1`, …; a Box's components `s0`, `s1`, …"""
+    names = [n.replace("s=", "state=", 1) if n.startswith("s=") else n for n in _flat_names(space)]
+    assert len(names) == spaces.flatdim(space), (space, len(names))
+    return (lambda o: spaces.flatten(space, o).astype(np.float32, copy=False)), names
 
 def make_env(spec) -> gym.Env:
     "A gymnasium env from an id ('CartPole-v1'), 'module:Class', or an Env instance."
@@ -269,7 +279,11 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     SP = np.concatenate([S, probes], 1)
     # --- reward model: return-to-go from [state, probes, action] --------------------------------------------------
     G, gvalid = returns_to_go(tr, cfg.gamma, cfg.horizon)
+    if not (gvalid & ~is_val).any() or not (gvalid & is_val).any():
+        raise MDPError(f"no {cfg.horizon}-step return-to-go fits in the training or validation episodes (they are shorter and "
+                       f"truncated): lower the horizon or collect longer episodes")
     gm, gs = G[~is_val & gvalid].mean(), G[~is_val & gvalid].std() + 1e-8
+    flat = float(G[gvalid].std()) <= 1e-6 * max(1.0, abs(float(gm)))      # the reward carries no signal in these transitions
     Gz = ((G - gm) / gs).astype(np.float32)[:, None]
     XA = np.concatenate([SP, _onehot(tr.action, nA)], 1)
     t1 = time.time()
@@ -279,7 +293,7 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     base = _member_mse(rmodel, Xv, Gv, Mv)
     def importance(col):
         X2 = Xv.copy(); X2[:, col] = 0.0       # the (standardized) training mean; one-hot features: the median category
-        if tr.feature_names[col % D].startswith("state="): X2[:, col] = float(np.median(S[~is_val, col % D]))
+        if "=" in tr.feature_names[col % D]: X2[:, col] = float(np.median(S[~is_val, col % D]))
         return _member_mse(rmodel, X2, Gv, Mv) - base
     imp = np.stack([importance(i) for i in range(D)], 1); pimp = np.stack([importance(D + i) for i in range(P)], 1)
     # --- dynamics: states t+1..t+k, real and action-permuted null -----------------------------------------------
@@ -297,11 +311,14 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     sens = _member_sensitivity(dmodel, S[is_val], tr.action[is_val], nA, perm, D, k, scale)
     nsens = _member_sensitivity(nmodel, S[is_val], tr.action[is_val], nA, perm, D, k, scale)
     # --- decisions: every member above every member of the permutation baseline ---------------------------------
-    predictive = (imp.min(0) > pimp.max()) & (imp.min(0) > 0) & ~constant
+    predictive = (imp.min(0) > pimp.max()) & (imp.min(0) > 0) & ~constant & (not flat)
     sensitive = (sens.min(0) > nsens.max(0)) & ~constant
     both = predictive & sensitive
     names = np.array(tr.feature_names)
-    if both.any(): verdict = f"valid: {', '.join(names[both])} are action-sensitive and reward-predictive"
+    if flat: verdict = (f"invalid: the reward carries no signal in these {len(tr)} transitions (every {cfg.horizon}-step return-to-go is "
+                        f"{float(gm):.4g}), so no feature can predict it; collect with a policy that reaches reward (`check_mdp(policy=...)`) or with more "
+                        f"steps (action-sensitive: {', '.join(names[sensitive]) or 'none'})")
+    elif both.any(): verdict = f"valid: {', '.join(names[both])} are action-sensitive and reward-predictive"
     elif not sensitive.any() and not predictive.any(): verdict = "invalid: no feature is action-sensitive and none is reward-predictive"
     elif not sensitive.any(): verdict = f"invalid: no feature is action-sensitive (reward-predictive: {', '.join(names[predictive])})"
     elif not predictive.any(): verdict = f"invalid: no feature is reward-predictive (action-sensitive: {', '.join(names[sensitive])})"
