@@ -342,7 +342,10 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
     t0 = time.perf_counter()
     # DDP: every rank computes the same validation metrics over every row, so Lightning's advice to sync them does not apply
-    fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path, expected=("It is recommended to use `self.log(",))
+    try: fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path, expected=("It is recommended to use `self.log(",))
+    except BaseException:
+        if own_logger: finish_logger(logger, failed=True)
+        raise
     train_s = time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path and cfg.select_best:
         model.load_state_dict(torch.load(ckpt.best_model_path, map_location=model.device, weights_only=False)["state_dict"])

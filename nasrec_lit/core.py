@@ -16,7 +16,7 @@ import yaml
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir',
            'make_logger', 'finish_logger', 'progress', 'log_step_now', 'quiet_lightning', 'fit_resuming',
-           'last_checkpoints', 'LeanHooks']
+           'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -302,10 +302,12 @@ def _wandb_settings():
     import wandb
     return wandb.Settings(silent=True, console="off", x_disable_stats=True) if hasattr(wandb, "Settings") else None
 
-def finish_logger(logger):
-    "Close a W&B run (flushes the offline files); no-op for CSV."
+def finish_logger(logger, failed: bool = False):
+    """Close a W&B run (flushes the offline files; `failed`: marked as failed, exit code 1); no-op for CSV. Callers close
+    it when training raises too: a run left open is picked up by the next `WandbLogger` of the process, whose
+    metrics then went into the failed run's folder."""
     exp = getattr(logger, "_experiment", None)
-    if exp is not None and hasattr(exp, "finish"): exp.finish()
+    if exp is not None and hasattr(exp, "finish"): exp.finish(exit_code=1) if failed else exp.finish()
 
 # %% ../nbs/00_core.ipynb #3a33c36e
 def progress(iterable: Iterable = None, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):
@@ -359,8 +361,19 @@ def last_checkpoints(folder, minutes: Optional[float] = 10.0) -> list:
     from lightning.pytorch.callbacks import ModelCheckpoint
     cbs = [ModelCheckpoint(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False)]   # no monitor: the newest epoch
     if minutes is not None:
-        cbs.append(ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True, enable_version_counter=False, train_time_interval=timedelta(minutes=minutes)))
+        cbs.append(interval_checkpoint(dirpath=folder, save_top_k=0, save_last=True, enable_version_counter=False, train_time_interval=timedelta(minutes=minutes)))
     return cbs
+
+def interval_checkpoint(**kwargs):
+    """A `ModelCheckpoint` that writes `last.ckpt` every so many steps or minutes, whose saved state a resume with
+    another interval finds again. Lightning keys a callback's state by its settings, interval included: a run
+    resumed with another `--checkpoint-minutes` warned that the checkpoint's callback was missing ("Be aware that
+    when using `ckpt_path`, callbacks used to create the checkpoint need to be provided…") and dropped its state."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    class IntervalCheckpoint(ModelCheckpoint):
+        @property
+        def state_key(self) -> str: return f"IntervalCheckpoint(dirpath={self.dirpath}, save_last={self.save_last})"
+    return IntervalCheckpoint(**kwargs)
 
 # %% ../nbs/00_core.ipynb #af5309a4
 class LeanHooks:

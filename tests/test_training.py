@@ -271,12 +271,21 @@ def test_a_run_folder_left_by_other_settings_is_never_resumed_or_read_back(tmp_p
     for optim, tc, field in ((OptimConfig(lr=3e-2), cfg, "optim.lr=0.001"), (OptimConfig(lr=1e-3), cfg.replace(batch_size=512), "train.batch_size=1024")):
         with pytest.raises(ConfigError, match=rf"last\.ckpt: the checkpoint was written with {re.escape(field)}"):
             fit(build_model("lr", d.schema(), optim), d, tc, run)
+        # the failed fit's W&B run is closed: left open, the next fit's WandbLogger reused it ("There is a wandb run
+        # already in progress"), and its metrics went into the failed run's folder
+        import wandb
+        assert wandb.run is None
     with pytest.raises(ConfigError, match=r"hparams\.emb_dim=16"):
         fit(build_model("fm", d.schema()), d, cfg, RunDir("fm", root=tmp_path))
         fit(build_model("fm", d.schema(), emb_dim=8), d, cfg, RunDir("fm", root=tmp_path))
-    # progress, checkpoint interval and epochs may change on resume
-    r = fit(build_model("lr", d.schema(), OptimConfig(lr=1e-3)), d, cfg.replace(epochs=3, checkpoint_minutes=5.0), run)
+    # progress, checkpoint interval and epochs may change on resume, and a new interval finds the callback's saved
+    # state (Lightning keyed it by the interval, and warned "callbacks used to create the checkpoint need to be provided")
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = fit(build_model("lr", d.schema(), OptimConfig(lr=1e-3)), d, cfg.replace(epochs=3, checkpoint_minutes=5.0), run)
     assert r["epochs_run"] == 3
+    assert not [w for w in caught if "callbacks used to create the checkpoint" in str(w.message)], [str(w.message) for w in caught]
 
     lead = lambda optim, root, resume=False: leaderboard(d, ["lr"], cfg, optim, root=root, resume=resume)[0].set_index("name").test_logloss["lr"]
     first = lead(OptimConfig(lr=1e-3), tmp_path/"lb")

@@ -302,8 +302,10 @@ def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bo
                    enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False,
                    log_every_n_steps=1, gradient_clip_val=1.0, default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
-    fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None,
-                 expected=("Be aware that when using `ckpt_path`",))          # a resumed run may save at another interval
+    try: fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None)
+    except BaseException:
+        if logger: finish_logger(logger, failed=True)
+        raise
     if logger: finish_logger(logger)
     return model
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, progress, log_step_now, LeanHooks
+from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, progress, log_step_now, LeanHooks, interval_checkpoint
 from ..data import CTRData, ArrayLoader, CTRDataModule
 from ..blocks import logloss, auc
 from .space import SpaceConfig, SearchSpace, Arch, Block, ChoiceBlock, Stem
@@ -190,9 +190,8 @@ def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfi
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"): strategy = f"{strategy}_find_unused_parameters_true"
     cbs, last = list(callbacks), None
     if ckpt_dir is not None:
-        from lightning.pytorch.callbacks import ModelCheckpoint
         every = dict(train_time_interval=checkpoint_every) if isinstance(checkpoint_every, timedelta) else dict(every_n_train_steps=int(checkpoint_every))
-        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, **every)); last = Path(ckpt_dir)/"last.ckpt"
+        cbs.append(interval_checkpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, **every)); last = Path(ckpt_dir)/"last.ckpt"
     trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=cbs, enable_checkpointing=last is not None, enable_model_summary=False,
                         gradient_clip_val=cfg.grad_clip, enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0",
                         num_sanity_val_steps=0, limit_val_batches=0, accelerator=accelerator, devices=devices, strategy=strategy)

@@ -395,8 +395,10 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
                         enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
                         num_sanity_val_steps=0, log_every_n_steps=max(1, min(20, -(-len(tr) // cfg.batch_size))), default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
-    fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None,
-                 expected=("Be aware that when using `ckpt_path`",))   # a resumed run may save at another interval
+    try: fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None)
+    except BaseException:
+        if logger: finish_logger(logger, failed=True)
+        raise
     if logger: finish_logger(logger)
     te = np.flatnonzero(d.split == 2); p = predict(model, d, te)
     res = {"train_s": round(time.time() - t0, 1)}
