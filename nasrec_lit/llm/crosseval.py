@@ -367,6 +367,8 @@ def read_score_table(path) -> pd.DataFrame:
 
 def weakest_link(table: pd.DataFrame, delta: float = 3.0) -> pd.DataFrame:
     "One row per qualifying (model, cross capability): components, weaker/stronger scores, cross score, class."
+    if not delta >= 0:         # below 0, equal components would qualify, and neither of them is the weaker
+        raise NasrecError(f"delta: {delta} is not >= 0 (a pair qualifies when its components differ by more than delta)")
     wide = table.pivot(index="model", columns="capability", values="score")
     rows = []
     for model, r in wide.iterrows():
