@@ -23,9 +23,9 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
 
 # %% auto #0
-__all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM', 'AutoInt',
-           'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory', 'check_trainer_settings',
-           'fit', 'fit_refit', 'leaderboard', 'leaderboard_figure']
+__all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'REFERENCES', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM',
+           'AutoInt', 'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory',
+           'check_trainer_settings', 'fit', 'fit_refit', 'leaderboard', 'reference_rows', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #22d78eb3
 @dataclass
@@ -412,22 +412,38 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         make = lambda: build_model(m, data.schema(), o, **h)
         seed_everything(cfg.seed)                            # initial weights depend on the seed only
         results.append(dict(fit_refit(make, data, cfg, splits, run, resume=resume) if refit else fit(make(), data, cfg, run, splits=splits, resume=resume), name=m))
-    base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]
-    from nasrec_lit.blocks import logloss as _ll
-    results.append(dict(name="base rate", test_logloss=_ll(yt, np.full(len(yt), base)), test_auc=0.5, test_ne=_ll(yt, np.full(len(yt), base)) / _ll(yt, np.full(len(yt), yt.mean())), flops_per_sample=0.0, params=1))
+    results += reference_rows(data, splits)
     df = pd.DataFrame(results)[["name", "test_logloss", "test_auc", "test_ne", "val_logloss", "flops_per_sample", "params", "train_samples_per_s"]].sort_values("test_logloss")
     return df.reset_index(drop=True), leaderboard_figure(df, data.source), results
+
+REFERENCES = ("base rate", "bayes optimal")
+
+def reference_rows(data: CTRData, splits) -> list:
+    """The leaderboard's reference rows on the test split: the training base rate (the floor any model must beat) and,
+    where the data carry their true probabilities (the synthetic source), the Bayes-optimal predictor: the ceiling
+    no model can pass, up to the noise of a finite test split."""
+    from nasrec_lit.blocks import logloss as _ll
+    base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]; ent = _ll(yt, np.full(len(yt), yt.mean()))
+    rows = [dict(name="base rate", test_logloss=_ll(yt, np.full(len(yt), base)), test_auc=0.5, test_ne=_ll(yt, np.full(len(yt), base)) / ent, flops_per_sample=0.0, params=1)]
+    if "prob" in data.extras:
+        m = ctr_metrics(yt, np.asarray(data.extras["prob"])[splits[2]], prefix="test_")
+        rows.append(dict(name="bayes optimal", **{k: m[k] for k in ("test_logloss", "test_auc", "test_ne")}, flops_per_sample=0.0, params=0))
+    return rows
 
 def leaderboard_figure(df, title: str = ""):
     "Test log loss and AUC of each model against its FLOPs per sample."
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    d = df[df.name != "base rate"]
+    d = df[~df.name.isin(REFERENCES)]
     for ax, col in zip(axes, ("test_logloss", "test_auc")):
         ax.scatter(d.flops_per_sample, d[col])
         for _, r in d.iterrows(): ax.annotate(r["name"], (r.flops_per_sample, r[col]), fontsize=8, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("symlog", linthresh=1e3); ax.set_xlabel("matmul FLOPs / sample (FM, LR: element-wise only)"); ax.set_ylabel(col)
     base = df[df.name == "base rate"]
-    if len(base): axes[0].axhline(float(base.test_logloss.iloc[0]), ls="--", c="gray", label="base rate"); axes[0].legend()
+    if len(base): axes[0].axhline(float(base.test_logloss.iloc[0]), ls="--", c="gray", label="base rate")
+    bayes = df[df.name == "bayes optimal"]
+    if len(bayes):
+        for ax, col in zip(axes, ("test_logloss", "test_auc")): ax.axhline(float(bayes[col].iloc[0]), ls=":", c="green", label="Bayes optimal")
+    if len(base) or len(bayes): axes[0].legend()
     fig.suptitle(f"Baselines on {title}"); fig.tight_layout()
     return fig

@@ -98,6 +98,22 @@ def test_every_baseline_beats_base_rate_on_synthetic(name):
     assert r["test_logloss"] > bayes_logloss(d, sp[2]) - 0.01   # nothing beats the truth (up to noise)
 
 
+def test_the_leaderboard_shows_the_bayes_optimal_ceiling_where_it_is_known(tmp_path):
+    """Synthetic data carry their true probabilities: the leaderboard adds the Bayes-optimal row (the honest ceiling)
+    beside the base rate (the floor), and its figure draws both. Real data have no such row."""
+    from nasrec_lit.baselines import leaderboard
+    d = make_synthetic(SyntheticConfig(rows=20_000, seed=5))
+    df, fig, _ = leaderboard(d, ["fm"], TrainConfig(epochs=2, batch_size=512, progress=False, checkpoints=False), OptimConfig(lr=3e-3), root=tmp_path)
+    row = df.set_index("name")
+    sp = split_indices(d, seed=TrainConfig().split_seed)
+    assert row.test_logloss["bayes optimal"] == pytest.approx(bayes_logloss(d, sp[2]))
+    assert row.test_logloss["bayes optimal"] < row.test_logloss["fm"] < row.test_logloss["base rate"]
+    assert row.test_auc["bayes optimal"] > row.test_auc["fm"] and 0 < row.test_ne["bayes optimal"] < 1
+    assert "Bayes optimal" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    from nasrec_lit.baselines import reference_rows
+    assert [r["name"] for r in reference_rows(load_data("synthetic"), sp)] == ["base rate", "bayes optimal"]
+
+
 def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_settings(tmp_path):
     """`train --resume` after a leaderboard stopped during its second model: the first model's result is read back
     (not retrained), the second continues from its checkpoint to the same metrics; changed settings are refused."""

@@ -157,7 +157,7 @@ import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
 from ..blocks import flops_per_sample, count_params
-from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS
+from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS, REFERENCES
 from .space import SpaceConfig, NASRecNet
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config
 
@@ -367,7 +367,7 @@ def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Option
         tc, _ = scratch_protocol(cfg, seed=s)
         df, _, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True, resume=True)   # models finished before a crash are read back
         seed_rows += [dict(seed=s, **{k: r[k] for k in ("name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})
-                      for r in df.to_dict(orient="records") if r["name"] != "base rate"]
+                      for r in df.to_dict(orient="records") if r["name"] not in REFERENCES]
         write_json(done, seed_rows); rows += seed_rows
         log(f"seed {s}: " + ", ".join(f"{r['name']} {r['test_logloss']:.4f}" for r in sorted(seed_rows, key=lambda r: r["test_logloss"])))
     per_seed = pd.DataFrame(rows)
