@@ -936,8 +936,13 @@ def parse_data_spec(spec: str) -> tuple[str, list]:
     source, _, path = spec.partition(":")
     source = source.strip().lower()
     if source not in SOURCES: raise DataError(f"unknown data source {source!r}; choose one of {list(SOURCES)}")
-    if source == "synthetic": return source, []
-    if path: return source, [Path(p).expanduser() for p in path.split(",") if p]
+    if source == "synthetic":
+        if path.strip(): raise DataError(f"synthetic data are generated, not read: drop ':{path}' (its size and teacher are SyntheticConfig's fields)")
+        return source, []
+    if path:
+        paths = [Path(p).expanduser() for p in path.split(",") if p]
+        if source == "movielens" and len(paths) > 1: raise DataError(f"movielens reads one folder (ml-100k.inter, .user, .item), got {len(paths)} paths")
+        return source, paths
     root = shared_data_dir()
     if root is None: raise DataError(f"no path given for {source} and no shared data folder found (set NASREC_LIT_DATA or use {source}:PATH)")
     return source, [root/p for p in DEFAULT_FILES[source]]

@@ -101,7 +101,9 @@ def test_error_after_the_first_block_names_the_right_line(tmp_path):
 def test_missing_empty_unknown(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     for spec, word in [(f"criteo:{tmp_path}/empty.txt", "empty"), (f"avazu:{tmp_path}/none.csv", "not found"),
-                       ("netflix", "unknown data source"), (f"criteo:{tmp_path}", "directory")]:
+                       ("netflix", "unknown data source"), (f"criteo:{tmp_path}", "directory"),
+                       ("synthetic:/data/mine.txt", "generated, not read: drop ':/data/mine.txt'"),     # the path was ignored
+                       (f"movielens:{tmp_path}/a,{tmp_path}/b", "reads one folder")]:                # the second was ignored
         with pytest.raises(DataError, match=word): load_data(spec)
     (tmp_path / "train.txt.gz").write_bytes(gzip.compress((_line() + "\n").encode() * 5))   # was an arrow parse error and pages of UnicodeDecodeError
     with pytest.raises(DataError, match=r"train.txt.gz: is gzip-compressed; .*gzip -dk train.txt.gz"): load_data(f"criteo:{tmp_path}/train.txt.gz")
