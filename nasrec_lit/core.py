@@ -372,7 +372,7 @@ def interval_checkpoint(**kwargs):
     from lightning.pytorch.callbacks import ModelCheckpoint
     class IntervalCheckpoint(ModelCheckpoint):
         @property
-        def state_key(self) -> str: return f"IntervalCheckpoint(dirpath={self.dirpath}, save_last={self.save_last})"
+        def state_key(self) -> str: return f"IntervalCheckpoint(save_last={self.save_last})"   # nor the folder: a moved run folder resumes too
     return IntervalCheckpoint(**kwargs)
 
 # %% ../nbs/00_core.ipynb #af5309a4
