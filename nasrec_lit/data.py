@@ -452,14 +452,16 @@ def _sparse_names(fmt: DelimitedFormat) -> list:
 def _has_header(fmt, path) -> bool:
     "`header='auto'`: the file has a header when its first field is the first column's name (Avazu ships both kinds)."
     if fmt.header != "auto": return bool(fmt.header)
-    with open(path, "rb") as f: first = f.readline().decode("utf-8", "replace").split(fmt.delimiter)[0].strip()
+    with open(path, "rb") as f: line = f.readline()
+    if line.startswith(b"\xef\xbb\xbf"): line = line[3:]      # a UTF-8 byte-order mark (a CSV saved by Excel); arrow skips it too
+    first = line.decode("utf-8", "replace").split(fmt.delimiter)[0].strip()
     return first == fmt.columns[0]
 
 def _read_options(fmt, opts, typed: bool, path):
     "(column names, column types, included columns, header?) of one file."
     col_names, header = fmt.columns, _has_header(fmt, path)
     if header:
-        with open(path, "rb") as f: first = f.readline().decode("utf-8", "replace").rstrip("\r\n")
+        with open(path, "rb") as f: first = f.readline().decode("utf-8-sig", "replace").rstrip("\r\n")
         col_names = first.split(fmt.delimiter)
         missing = [c for c in [fmt.label, *fmt.dense, *fmt.sparse] if c not in col_names]
         if missing: raise DataError(f"{path}:1: header lacks column(s) {missing} of the {fmt.name} format")
@@ -818,7 +820,7 @@ def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = Fals
     and counted). Blank lines are not rows. The header must name the `required` columns."""
     if not path.exists(): raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0: raise DataError(f"{path}: file is empty")
-    with open(path) as f: header = f.readline().rstrip("\r\n").split("\t")
+    with open(path, encoding="utf-8-sig", errors="replace") as f: header = f.readline().rstrip("\r\n").split("\t")   # -sig: a byte-order mark is not part of the first name
     names = [h.split(":")[0] for h in header]
     missing = [c for c in required if c not in names]
     if missing: raise DataError(f"{path}:1: header lacks column(s) {missing}")

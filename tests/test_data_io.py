@@ -408,3 +408,43 @@ def test_preprocess_benchmark_runs(tmp_path, encoding, repeats):
     last = out.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"rows=20000 ratio_vs_pandas=([\d.]+) mb_per_s=([\d.]+) floor_mb_per_s=([\d.]+) peak_rss_mb=(\d+)", last)
     assert m and all(float(v) > 0 for v in m.groups()), last
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@needs_shared
+def test_a_byte_order_mark_is_not_data(tmp_path):
+    """A UTF-8 byte-order mark (what Excel and some editors write first) changes nothing any reader returns. Before
+    2026-11-30: Avazu with a header read the header as a data row ("label 'click' not in [0, 1]"); MovieLens said its
+    header lacked `user_id`; a JSONL or PandaLM file was 'not valid JSON'; Beauty's first line was 'not integers'.
+    (pandas already skipped it in CrossEval's tables; the reader now says so explicitly.)"""
+    import json, shutil
+    src = shared_data_dir()
+    def bom(p: Path, out: Path, lines=None):
+        data = p.read_bytes() if lines is None else b"".join(p.read_bytes().splitlines(keepends=True)[:lines])
+        out.write_bytes(BOM + data); return out
+    same = lambda a, b: all(np.array_equal(np.asarray(getattr(a, k)), np.asarray(getattr(b, k))) for k in ("dense", "sparse", "label")) \
+        and a.cardinalities == b.cardinalities
+    for source, rel in [("avazu", "avazu/avazu_head_train.txt"), ("criteo", "criteo/criteo_kaggle_train_head10k.txt"), ("frappe", "frappe/frappe.test.libfm")]:
+        plain = tmp_path / f"{source}.txt"; plain.write_bytes(b"".join((src / rel).read_bytes().splitlines(keepends=True)[:800]))
+        marked = bom(plain, tmp_path / f"{source}-bom.txt")
+        for enc in ("vocab", "hash"):
+            o = DataOptions(encoding=enc)
+            assert same(load_data(f"{source}:{plain}", o, use_cache=False), load_data(f"{source}:{marked}", o, use_cache=False)), (source, enc)
+    ml = tmp_path / "ml"; shutil.copytree(src / "movielens-100k", ml)
+    for f in ml.glob("ml-100k.*"): f.write_bytes(BOM + f.read_bytes())
+    assert same(load_data("movielens", use_cache=False), load_data(f"movielens:{ml}", use_cache=False))
+    from nasrec_lit.usermodel.sum import movielens_user_data, beauty_user_data
+    assert np.array_equal(movielens_user_data(ml).user_sparse, movielens_user_data().user_sparse)
+    b = tmp_path / "beauty.txt"; b.write_bytes(BOM + b"1 1 2 3\n2 4 5 2\n")
+    assert sorted(beauty_user_data(b).latest) == [1, 2]
+    from nasrec_lit.llm.preference import read_jsonl_pairs, read_pandalm
+    j = tmp_path / "pairs.jsonl"; j.write_bytes(BOM + b'{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    assert len(read_jsonl_pairs(j)) == 1
+    rows = [dict(idx=0, instruction="i", input="", response1="a", response2="b", annotator1=2, annotator2=2, annotator3=1)]
+    pl = tmp_path / "pandalm.json"; pl.write_bytes(BOM + json.dumps(rows).encode())
+    assert len(read_pandalm(pl)) == 1
+    from nasrec_lit.llm import crosseval as ce
+    t = bom(ce.crosseval_table_path("gpt4o"), tmp_path / "table.csv")
+    assert ce.read_score_table(t).equals(ce.read_score_table(ce.crosseval_table_path("gpt4o")))

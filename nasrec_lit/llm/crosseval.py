@@ -100,7 +100,7 @@ def _read_csv(path: Path, **kw) -> tuple[pd.DataFrame, np.ndarray]:
     inside quoted multi-line fields (prompts and responses have them), so an error names the line an editor shows."""
     import csv, warnings
     try:
-        with open(path, newline="", encoding="utf-8") as f:           # the line each row starts on; rows too wide
+        with open(path, newline="", encoding="utf-8-sig") as f:           # the line each row starts on; rows too wide
             rows, starts = csv.reader(f), []
             header = next(rows, None); end = rows.line_num
             for row in rows:
@@ -110,7 +110,7 @@ def _read_csv(path: Path, **kw) -> tuple[pd.DataFrame, np.ndarray]:
                 end = rows.line_num
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, index_col=False, **kw)
+            df = pd.read_csv(path, index_col=False, encoding="utf-8-sig", **kw)   # -sig: a byte-order mark (Excel's) is not part of the first column's name
     except pd.errors.EmptyDataError: raise CrossEvalSchemaError(f"{path}: empty file (no header line)") from None
     except (pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError, csv.Error) as e:
         raise CrossEvalSchemaError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None

@@ -62,7 +62,7 @@ def _jsonl_records(path: Path):
     try:
         with _open_bytes(path) as f:
             for i, raw in enumerate(f, 1):
-                try: line = raw.decode("utf-8")
+                try: line = raw.decode("utf-8-sig" if i == 1 else "utf-8")   # a byte-order mark opens line 1 at most
                 except UnicodeDecodeError as e: raise PreferenceDataError(f"{path}:{i}: not UTF-8 text ({e.reason})") from None
                 if not line.strip(): continue
                 try: obj = json.loads(line)
@@ -92,7 +92,7 @@ def read_hh_rlhf(path, stats: Optional[dict] = None) -> list[PrefPair]:
 def read_pandalm(path, stats: Optional[dict] = None) -> list[PrefPair]:
     "Read the PandaLM test set; label = majority of the three annotators, ties and no-majority dropped."
     path = Path(path)
-    try: rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    try: rows = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         raise PreferenceDataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     except UnicodeDecodeError as e: raise PreferenceDataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None

@@ -158,7 +158,7 @@ def beauty_user_data(path=None, neg: int = 1, hist_len: int = 20, max_steps: int
     path = Path(path) if path else (shared_data_dir(required=True)/"seqrec"/"amazon_beauty_sequences.txt")
     if not path.exists(): raise NasrecError(f"Beauty: {path} not found")
     seqs, first_line = [], {}
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:           # -sig: a byte-order mark (an editor's) is not part of user 1
         for ln, line in enumerate(f, 1):
             parts = line.split()
             if not parts: continue
