@@ -30,6 +30,15 @@ app = typer.Typer(help="nasrec_lit: NASRec and friends, literate and Lightning-b
 data_app = typer.Typer(help="Inspect and prepare CTR data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+def _print_version(value: bool):
+    if value:
+        from nasrec_lit import __version__
+        console.print(f"nasrec_lit {__version__}", highlight=False); raise typer.Exit()
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="print the package version and exit")):
+    "nasrec_lit: NASRec and friends, literate and Lightning-based."
+
 def fail(msg: str, code: int = 2):
     "Print a one-line error and exit non-zero."
     err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)

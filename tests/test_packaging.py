@@ -46,3 +46,11 @@ def test_wheel_carries_the_shipped_data_and_finds_it_outside_a_checkout(tmp_path
     assert Path(pkg_file).parent == tmp_path/"site"/"nasrec_lit"                  # the unpacked wheel, not the checkout
     assert Path(table) == tmp_path/"site"/"nasrec_lit"/"_data"/"crosseval"/"crosseval_claude_judge_table.csv"
     assert int(rows) == 183 and pairs.split() == ["2312", "894"]
+
+
+def test_cli_version_matches_the_package_metadata():
+    """`nasrec-lit --version` prints the version settings.ini gives the package (there was no such option)."""
+    import configparser
+    want = configparser.ConfigParser(); want.read(ROOT/"settings.ini")
+    r = subprocess.run([str(Path(sys.executable).parent/"nasrec-lit"), "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"nasrec_lit {want['DEFAULT']['version']}", r.stdout + r.stderr
