@@ -107,6 +107,9 @@ def data_inspect(data: str = typer.Option(..., "--data", help=DATA_HELP),
     console.print(table([dict(field=k, cardinality=int(v)) for k, v in info["cardinalities"].items()], title="sparse fields"))
     if d.dense_names: console.print("dense fields: " + ", ".join(d.dense_names))
     if d.report.get("bad_rows"): console.print(f"skipped {d.report['bad_rows']} bad rows; first: {', '.join(d.report['first_bad_lines'][:5])}")
+    if "prob" in d.extras:      # synthetic: the true click probabilities are known
+        from nasrec_lit.data import bayes_logloss
+        console.print(f"Bayes-optimal log loss (the true probabilities, all rows): {bayes_logloss(d):.4f}", highlight=False)
 
 @data_app.command("prepare")
 @guarded
