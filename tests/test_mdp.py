@@ -68,6 +68,10 @@ def test_tuple_observations_through_gymnasium_flatten():
     enc, names = observation_encoder(spaces.Dict({"pos": spaces.Box(0, 1, (2,)), "mode": spaces.Discrete(2)}))
     assert names == ["mode=0", "mode=1", "pos.0", "pos.1"] and enc({"pos": np.array([0.5, 0.25]), "mode": 1}).tolist() == [0, 1, 0.5, 0.25]
     assert observation_encoder(spaces.MultiDiscrete([2, 3]))[1] == ["s0=0", "s0=1", "s1=0", "s1=1", "s1=2"]
+    import matplotlib; matplotlib.use("Agg")
+    from nasrec_lit.rl.mdp import plot_report
+    axes = plot_report(check_mdp(tr, MDPCheckConfig(seed=0)))        # 45 labels: a wider figure, upright small labels
+    assert axes[0].figure.get_figwidth() >= 0.3 * 45 and axes[0].get_xticklabels()[0].get_fontsize() == 6
 
 
 def test_a_reward_without_signal_is_named_as_such():

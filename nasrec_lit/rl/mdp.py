@@ -332,15 +332,16 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
 # %% ../../nbs/40_mdp.ipynb #6a465598
 def plot_report(rep: MDPReport, ax=None):
     "Bars of importance and sensitivity per feature (member spread as error bars) with their permutation floors."
-    import matplotlib.pyplot as plt
-    axes = ax if ax is not None else plt.subplots(1, 2, figsize=(10, 3.2))[1]
-    x = np.arange(len(rep.table))
+    import matplotlib.pyplot as plt, textwrap
+    x = np.arange(len(rep.table)); many = len(x) > 16          # one-hot observations (Blackjack: 45 features) need room
+    axes = ax if ax is not None else plt.subplots(1, 2, figsize=(max(10, 0.3 * len(x)), 3.2 + 0.4 * many))[1]
     for a, vals, floor, title, mark in ((axes[0], rep.importance, rep.probe_importance.max() * np.ones(len(x)), "reward-predictiveness (loss rise)", rep.table.predictive),
                                          (axes[1], rep.sensitivity, rep.null_sensitivity.max(0), "action-sensitivity (std units)", rep.table.sensitive)):
         a.bar(x, vals.mean(0), yerr=[vals.mean(0) - vals.min(0), vals.max(0) - vals.mean(0)], color=np.where(mark, "tab:green", "tab:gray"), capsize=2)
         a.step(np.append(x, x[-1] + 1) - 0.5, np.append(floor, floor[-1]), where="post", c="tab:red", lw=1, label="permutation floor")
-        a.set_xticks(x, rep.table.feature, rotation=45, ha="right", fontsize=8); a.set_title(title, fontsize=9); a.legend(fontsize=7)
-    axes[0].figure.suptitle(f"{rep.env}: {rep.verdict}", fontsize=9)
+        a.set_xticks(x, rep.table.feature, rotation=90 if many else 45, ha="center" if many else "right", fontsize=6 if many else 8)
+        a.set_xlim(-0.7, len(x) - 0.3); a.set_title(title, fontsize=9); a.legend(fontsize=7)
+    axes[0].figure.suptitle("\n".join(textwrap.wrap(f"{rep.env}: {rep.verdict}", 150)), fontsize=9)
     axes[0].figure.tight_layout()
     return axes
 
