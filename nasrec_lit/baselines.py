@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks
 from .core import _plain, _first_difference
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
@@ -342,10 +342,8 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
     t0 = time.perf_counter()
     # DDP: every rank computes the same validation metrics over every row, so Lightning's advice to sync them does not apply
-    try: fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path, expected=("It is recommended to use `self.log(",))
-    except BaseException:
-        if own_logger: finish_logger(logger, failed=True)
-        raise
+    with closed_on_failure(logger if own_logger else None):
+        fit_resuming(trainer, model, datamodule=dm, ckpt_path=ckpt_path, expected=("It is recommended to use `self.log(",))
     train_s = time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path and cfg.select_best:
         model.load_state_dict(torch.load(ckpt.best_model_path, map_location=model.device, weights_only=False)["state_dict"])

@@ -15,8 +15,8 @@ import yaml
 # %% auto #0
 __all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
            'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir',
-           'make_logger', 'finish_logger', 'progress', 'log_step_now', 'quiet_lightning', 'fit_resuming',
-           'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
+           'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now', 'quiet_lightning',
+           'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -308,6 +308,14 @@ def finish_logger(logger, failed: bool = False):
     metrics then went into the failed run's folder."""
     exp = getattr(logger, "_experiment", None)
     if exp is not None and hasattr(exp, "finish"): exp.finish(exit_code=1) if failed else exp.finish()
+
+class closed_on_failure:
+    "`with closed_on_failure(logger): trainer.fit(...)`: if the training raises, `logger`'s W&B run is closed, marked failed (`None`/`False`: nothing to close)."
+    def __init__(self, logger): self.logger = logger
+    def __enter__(self): return self.logger
+    def __exit__(self, kind, *_):
+        if kind is not None and self.logger: finish_logger(self.logger, failed=True)
+        return False
 
 # %% ../nbs/00_core.ipynb #3a33c36e
 def progress(iterable: Iterable = None, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):

@@ -452,9 +452,8 @@ def _sparse_names(fmt: DelimitedFormat) -> list:
 def _has_header(fmt, path) -> bool:
     "`header='auto'`: the file has a header when its first field is the first column's name (Avazu ships both kinds)."
     if fmt.header != "auto": return bool(fmt.header)
-    with open(path, "rb") as f: line = f.readline()
-    if line.startswith(b"\xef\xbb\xbf"): line = line[3:]      # a UTF-8 byte-order mark (a CSV saved by Excel); arrow skips it too
-    first = line.decode("utf-8", "replace").split(fmt.delimiter)[0].strip()
+    with open(path, "rb") as f:    # -sig: a UTF-8 byte-order mark (a CSV saved by Excel) is not part of the name; arrow skips it too
+        first = f.readline().decode("utf-8-sig", "replace").split(fmt.delimiter)[0].strip()
     return first == fmt.columns[0]
 
 def _read_options(fmt, opts, typed: bool, path):

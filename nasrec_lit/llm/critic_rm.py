@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints
+from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints
 from ..data import ReplayLoader, StatefulDataModule
 from .backbone import (Backbone, GenConfig, GenCache, cached_generate, LoraSpec, add_lora, chat_text, generate, choice_probs,
                                      parse_score, pairwise_judge, pointwise_judge, pointwise_scores)
@@ -302,10 +302,7 @@ def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bo
                    enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False,
                    log_every_n_steps=1, gradient_clip_val=1.0, default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
-    try: fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None)
-    except BaseException:
-        if logger: finish_logger(logger, failed=True)
-        raise
+    with closed_on_failure(logger): fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None)
     if logger: finish_logger(logger)
     return model
 

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, LeanHooks, fit_resuming, last_checkpoints
+from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, closed_on_failure, LeanHooks, fit_resuming, last_checkpoints
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
 from ..data import CTRData, ArrayLoader, StatefulDataModule, movielens_tables
 
@@ -395,10 +395,8 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
                         enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
                         num_sanity_val_steps=0, log_every_n_steps=max(1, min(20, -(-len(tr) // cfg.batch_size))), default_root_dir=str(run.path) if run is not None else None)
     resuming = resume and last is not None and last.exists()
-    try: fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None)
-    except BaseException:
-        if logger: finish_logger(logger, failed=True)
-        raise
+    with closed_on_failure(logger):
+        fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None)
     if logger: finish_logger(logger)
     te = np.flatnonzero(d.split == 2); p = predict(model, d, te)
     res = {"train_s": round(time.time() - t0, 1)}
