@@ -25,7 +25,8 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 # %% auto #0
 __all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'REFERENCES', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM',
            'AutoInt', 'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory',
-           'check_trainer_settings', 'fit', 'fit_refit', 'leaderboard', 'reference_rows', 'leaderboard_figure']
+           'check_trainer_settings', 'init_output_bias', 'fit', 'fit_refit', 'leaderboard', 'reference_rows',
+           'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #22d78eb3
 @dataclass
@@ -50,6 +51,15 @@ class CTRModel(LeanHooks, L.LightningModule):
     def logits(self, batch) -> torch.Tensor: raise NotImplementedError
     def forward(self, batch): return self.logits(batch)
     def embedding_modules(self): return [m for m in self.modules() if isinstance(m, FeatureEmbedding) and m.dim > 1]
+    def output_bias(self) -> nn.Parameter:
+        """The scalar bias that adds straight to the logit: the first-order term's (LR, FM, DeepFM), else that of the
+        last `nn.Linear` with one output (the logit layer of DCN-v2, DLRM, AutoInt's MLP branch, a searched model's
+        head). `TrainConfig(output_bias="base_rate")` starts it at the training rows' log-odds."""
+        lin = getattr(self, "linear", None)
+        if isinstance(lin, LinearTerm): return lin.bias
+        heads = [m for m in self.modules() if isinstance(m, nn.Linear) and m.out_features == 1 and m.bias is not None]
+        if not heads: raise ConfigError(f"{type(self).__name__}: no output bias (no first-order term, no one-output Linear with a bias)")
+        return heads[-1].bias
 
     def train_loss(self, batch) -> torch.Tensor:
         "Training loss of one batch: BCE on the logits, plus the optional L2 penalty on the batch's embedding rows."
@@ -240,6 +250,9 @@ class TrainConfig(Config):
     select_best: bool = param(True, help="restore the epoch with the best val logloss (False: keep the last epoch, for runs that train on the validation rows)")
     val_each_epoch: bool = param(True, help="validate after every epoch (curves, best epoch, early stopping); False: train only, keep the last epoch (needs select_best=False, no patience)")
     progress: bool = param(True)
+    output_bias: str = param("zero", choices=("zero", "base_rate"),
+                             help="start of the logit's bias: 'zero' (PyTorch's init), or 'base_rate': the log-odds of the training rows' "
+                                  "label rate, so an untrained model predicts the base rate (helps short runs on small data: see below)")
     steps_per_call: int = param(1, ge=1, help="optimizer steps per Lightning step (like Keras' steps_per_execution): groups of batches trained in one call, so small CPU models pay the loop's per-step overhead once a group; same updates")
 
 class BatchGroups:
@@ -298,9 +311,17 @@ def check_trainer_settings(cfg: TrainConfig):
                           f"precision={cfg.precision!r}: {str(e).strip().splitlines()[0]}") from None
 
 # %% ../nbs/03_baselines.ipynb #2c65a7ca
-TRAIN_SETTINGS = ("batch_size", "seed", "split_seed", "stratified", "precision", "select_best", "val_each_epoch")
+TRAIN_SETTINGS = ("batch_size", "seed", "split_seed", "stratified", "precision", "select_best", "val_each_epoch", "output_bias")
 """The `TrainConfig` fields that change what `fit` trains: a run resumes from a checkpoint only with the same values.
 (How long it trains, `epochs`, `max_steps` and `patience`, may change: a finished run can be continued for more epochs.)"""
+
+def init_output_bias(model: CTRModel, labels) -> float:
+    """Set `model.output_bias()` to the log-odds of the mean of `labels` (the training rows'; clipped to [10⁻⁶, 1 − 10⁻⁶])
+    and return it. A model whose other terms start near zero then predicts the base rate before its first step."""
+    p = float(np.clip(np.mean(labels), 1e-6, 1 - 1e-6)) if len(labels) else 0.5
+    b = math.log(p / (1 - p))
+    with torch.no_grad(): model.output_bias().fill_(b)
+    return b
 
 def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[RunDir] = None, splits=None,
         resume: bool = True, logger=None, callbacks: Sequence = ()) -> dict:
@@ -340,6 +361,7 @@ def fit(model: CTRModel, data: CTRData, cfg: TrainConfig = None, run: Optional[R
                         gradient_clip_val=None if grouped else model.optim.grad_clip, default_root_dir=str(run.path) if run else None)
     last = run.path/"checkpoints"/"last.ckpt" if run is not None else None
     ckpt_path = str(last) if (resume and last is not None and last.exists()) else None
+    if cfg.output_bias == "base_rate" and ckpt_path is None: init_output_bias(model, np.asarray(data.label[splits[0]]))   # a resume loads it
     t0 = time.perf_counter()
     # DDP: every rank computes the same validation metrics over every row, so Lightning's advice to sync them does not apply
     with closed_on_failure(logger if own_logger else None):

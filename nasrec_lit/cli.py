@@ -137,6 +137,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
           precision: str = typer.Option("32-true", help="Lightning precision: 32-true, or bf16-mixed (bfloat16 matrix products, float32 weights: faster where the CPU has AVX512-BF16 or AMX, and on recent GPUs)"),
           tuned: bool = typer.Option(False, help="per-model optimiser/regularisation chosen on Frappe validation (baselines.TUNED)"),
+          output_bias: str = typer.Option("zero", help="zero | base_rate: start the logit's bias at the training rows' log-odds (short runs on small data, e.g. the Criteo 10k sample)"),
           resume: bool = typer.Option(False, help="continue an interrupted run of the same command: finished models are read back, a stopped one continues from its checkpoint (without it, earlier runs of the same name are replaced)"),
           checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
@@ -147,7 +148,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
     if bad: fail(f"--model: {bad} not in {list(MODELS)} or 'all'")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, split_seed=split_seed, stratified=stratified, patience=patience,
                       accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call, checkpoint_minutes=checkpoint_minutes,
-                      precision=precision)
+                      precision=precision, output_bias=output_bias)
     optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2); check_trainer_settings(cfg)   # before the data is read
     d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned, resume=resume)

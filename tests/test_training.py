@@ -199,6 +199,22 @@ def test_cli_train_and_help(tmp_path):
         assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
+def test_cli_output_bias_at_the_base_rate(tmp_path):
+    "`train --output-bias base_rate`: LR clears the base rate on the Criteo sample; the setting is a run's own (a resume must match)."
+    cli = [str(Path(sys.executable).parent / "nasrec-lit")]; env = dict(os.environ, WANDB_MODE="disabled")
+    base = ["train", "--model", "lr", "--data", "criteo", "--runs-dir", str(tmp_path)]
+    r = subprocess.run(cli + base + ["--output-bias", "base_rate"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    board = {row["name"]: row for row in json.loads((tmp_path / "criteo-leaderboard-s2024" / "result.json").read_text())["leaderboard"]}
+    assert board["lr"]["test_logloss"] < board["base rate"]["test_logloss"] - 0.01, board
+    assert "output_bias: base_rate" in (tmp_path / "criteo-lr-s2024" / "config.yaml").read_text()
+    r = subprocess.run(cli + base + ["--output-bias", "zero", "--resume"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "output_bias" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run(cli + base + ["--output-bias", "mean"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "output_bias" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
 def test_demo_quality_on_frappe(tmp_path):
