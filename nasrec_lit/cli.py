@@ -175,7 +175,8 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
     from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search, scratch_protocol
-    from nasrec_lit.baselines import leaderboard
+    from nasrec_lit.baselines import leaderboard, reference_rows
+    from nasrec_lit.data import split_indices
     import pandas as pd
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
@@ -207,6 +208,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         # the same final-model protocol as the searched model: epochs chosen on validation, refit on train+validation
         df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0], root=Path(folder)/"baselines", tuned=True, refit=True, resume=cont)
         rows += df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
+    else: rows += reference_rows(d, split_indices(d, seed=2024))    # the base rate (and Bayes-optimal) rows on the search's split
     rows = sorted(rows, key=lambda r: r["test_logloss"])
     console.print(table(rows, title=f"{data}: searched model vs baselines (test)"))
     write_json_path = Path(folder)/"leaderboard.json"

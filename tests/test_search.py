@@ -192,3 +192,6 @@ def test_a_search_folder_is_never_continued_with_other_settings(tmp_path):
     assert (tmp_path/"cli"/"config.yaml").read_text() == config
     r = subprocess.run(cmd("4"), env=env, capture_output=True, text=True)            # the same command again: read back
     assert r.returncode == 0 and "searched model vs baselines" in r.stdout, r.stderr[-2000:]
+    board = {row["name"]: row for row in json.loads((tmp_path/"cli"/"leaderboard.json").read_text())}   # --no-baselines: still the references
+    assert set(board) == {"NASRec-full (searched)", "base rate", "bayes optimal"}, board
+    assert board["bayes optimal"]["test_logloss"] < board["base rate"]["test_logloss"]
