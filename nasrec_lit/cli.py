@@ -45,12 +45,16 @@ def fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 def guarded(fn):
-    "Turn library errors into one-line CLI errors."
+    """Turn library errors, and paths the command cannot create, read or write, into one-line CLI errors (exit code 2;
+    `NASREC_LIT_TRACEBACK=1` re-raises an OSError with its traceback)."""
     import functools
     @functools.wraps(fn)
     def wrapper(*a, **k):
         try: return fn(*a, **k)
         except NasrecError as e: fail(str(e))
+        except OSError as e:        # a folder or file the command cannot create, read or write (read-only, missing parent, full disk)
+            if os.environ.get("NASREC_LIT_TRACEBACK") == "1": raise
+            fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))   # 2, as bad input (mdp-check's 1 means "invalid")
         except KeyboardInterrupt:   # Ctrl-C: what was finished is on disk (results, ledgers, caches, last checkpoints)
             fail("interrupted; finished work and the last checkpoints are kept: run the command again to continue "
                  "(train and sum train: with --resume)", code=130)

@@ -211,6 +211,15 @@ def test_cli_bad_input_one_line_nonzero(tmp_path):
     assert r.returncode == 2 and "t.txt:2:" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{p}", "--skip-bad-rows"], capture_output=True, text=True)
     assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout, r.stdout + r.stderr
+    # a folder the command cannot create (here under a regular file, which fails for root too): one line naming it, not a traceback
+    blocker = tmp_path / "a-file"; blocker.write_text("")
+    good = tmp_path / "good.txt"; good.write_text(_line() + "\n")
+    r = subprocess.run(CLI + ["data", "inspect", "--data", f"criteo:{good}"], capture_output=True, text=True,
+                       env=dict(os.environ, NASREC_LIT_CACHE=str(blocker / "cache")))
+    assert r.returncode == 2 and f"{blocker}" in r.stderr and "Not a directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = subprocess.run(CLI + ["train", "--model", "lr", "--data", "synthetic", "--epochs", "1", "--runs-dir", str(blocker / "runs")],
+                       capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0"))
+    assert r.returncode == 2 and f"{blocker}" in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_failed_read_keeps_existing_cache(tmp_path):

@@ -188,6 +188,7 @@ def test_generation_cache_resumes_without_regenerating(tiny, tmp_path, monkeypat
     assert sum(calls) == 8 and cache.hits == 4 and cache.misses == 8      # only the 8 missing samples were generated
     calls.clear(); out2 = B.cached_generate(tiny, texts, 2, cfg, B.GenCache(tmp_path/"gen.jsonl"), chunk=4)
     assert calls == [] and out2 == out
+    with pytest.raises(IsADirectoryError): B.GenCache(tmp_path)           # a cache that cannot be written fails before any generation
 
 
 def test_bootstrap_and_accuracy():

@@ -204,6 +204,7 @@ class GenCache:
     "Append-only JSONL cache of generated texts keyed by a hash of (model, prompt, settings, sample index)."
     def __init__(self, path):
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        open(self.path, "a", encoding="utf-8").close()   # a file that cannot be written fails here, before any generation
         self.data: dict[str, str] = {}; self.torn = 0
         if self.path.exists():
             with open(self.path, encoding="utf-8") as f:
