@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks
-from .core import _plain, _first_difference
+from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks, pin_settings, is_rank_zero
+from .core import _plain, _first_difference, ADDED_LATER
 from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
@@ -314,6 +314,7 @@ def check_trainer_settings(cfg: TrainConfig):
 TRAIN_SETTINGS = ("batch_size", "seed", "split_seed", "stratified", "precision", "select_best", "val_each_epoch", "output_bias")
 """The `TrainConfig` fields that change what `fit` trains: a run resumes from a checkpoint only with the same values.
 (How long it trains, `epochs`, `max_steps` and `patience`, may change: a finished run can be continued for more epochs.)"""
+ADDED_LATER["output_bias"] = "zero"      # runs and checkpoints written before the field started their bias at zero
 
 def init_output_bias(model: CTRModel, labels) -> float:
     """Set `model.output_bias()` to the log-odds of the mean of `labels` (the training rows'; clipped to [10⁻⁶, 1 − 10⁻⁶])
@@ -427,6 +428,10 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         h = {**h, **((hparams or {}).get(m, {}))}
         run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h, refit=refit),
                      resume=resume, fresh=not resume)          # not resuming: an earlier run of the same name is replaced, never read back
+        # the run folder is tied to the data it trained on (source, files, rows, encoding through the cardinalities):
+        # a resume on other data is refused, naming the field, instead of reading the other run back
+        if not resume and is_rank_zero(): (run.path/"data.json").unlink(missing_ok=True)
+        pin_settings(run.path/"data.json", data.identity(), "run")
         if resume and (run.path/"result.json").exists():
             results.append(dict(run.read_result(), name=m)); continue
         make = lambda: build_model(m, data.schema(), o, **h)

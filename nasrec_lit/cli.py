@@ -136,7 +136,8 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           patience: Optional[int] = typer.Option(None, help="early stopping on val logloss"),
           seed: int = typer.Option(2024), split_seed: int = typer.Option(2024), stratified: bool = typer.Option(False),
           encoding: str = typer.Option("vocab"), min_count: int = typer.Option(2), hash_size: int = typer.Option(500_000),
-          skip_bad_rows: bool = typer.Option(False), accelerator: str = typer.Option("auto"), devices: str = typer.Option("auto"),
+          skip_bad_rows: bool = typer.Option(False), max_rows: Optional[int] = typer.Option(None, help="read only the first N rows of each file"),
+          accelerator: str = typer.Option("auto"), devices: str = typer.Option("auto"),
           strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp"),
           steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
           precision: str = typer.Option("32-true", help="Lightning precision: 32-true, or bf16-mixed (bfloat16 matrix products, float32 weights: faster where the CPU has AVX512-BF16 or AMX, and on recent GPUs)"),
@@ -154,7 +155,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
                       accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call, checkpoint_minutes=checkpoint_minutes,
                       precision=precision, output_bias=output_bias)
     optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2); check_trainer_settings(cfg)   # before the data is read
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned, resume=resume)
     summary = RunDir(f"{name or d.source}-leaderboard-s{seed}", root=runs_dir, config=dict(models=models, train=cfg.to_dict(), optim=optim.to_dict(), data=data))
     figpath = summary.save_figure(fig, "leaderboard"); summary.write_result(dict(leaderboard=df.to_dict(orient="records")))
@@ -174,6 +175,11 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
            resume: Optional[Path] = typer.Option(None, help="run folder of an interrupted search to continue"),
            checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of supernet training between checkpoints (0: every step)"),
            baselines: bool = typer.Option(True, help="train the baselines for the final leaderboard"),
+           encoding: str = typer.Option("vocab", help="vocab | hash (NASRec's: hex value, or a hash, mod --hash-size)"),
+           min_count: int = typer.Option(2, help="vocab: rarer values share the out-of-vocabulary id"),
+           hash_size: int = typer.Option(500_000, help="hash: table rows per field"),
+           skip_bad_rows: bool = typer.Option(False), max_rows: Optional[int] = typer.Option(None, help="read only the first N rows of each file"),
+           stratified: bool = typer.Option(False, help="stratified 8:1:1 split by label (NASRec's) instead of random; seed 2024 either way"),
            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
     from nasrec_lit.nas.space import SpaceConfig
@@ -193,8 +199,14 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **given(top_k=top_k, final_epochs=final_epochs))
+    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows)
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
-    d = load_data(data)                          # after the settings are checked: a bad option costs no read
+    # data options and the split, recorded only where they differ from the defaults, so that a folder from before
+    # they were options (default data, random split) still resumes
+    if opts != DataOptions(): config["data_options"] = opts.to_dict()
+    if stratified: config["stratified"] = True
+    d = load_data(data, opts)                    # after the settings are checked: a bad option costs no read
+    splits = split_indices(d, seed=2024, stratify=stratified)
     holds_search = lambda p: any((Path(p)/f).exists() for f in ("search.json", "trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt"))
     cont = resume is not None
     if resume is not None:
@@ -205,14 +217,14 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         path = runs_dir/(name or f"search-{d.source}-{space}-s{seed}")
         cont = holds_search(path)
         folder = RunDir(path.name, root=runs_dir, config=config, resume=cont).path
-    res = nasrec_search(d, sp, sn_cfg, cfg, folder, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
+    res = nasrec_search(d, sp, sn_cfg, cfg, folder, splits=splits, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
     if baselines:
         # the same final-model protocol as the searched model: epochs chosen on validation, refit on train+validation
-        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0], root=Path(folder)/"baselines", tuned=True, refit=True, resume=cont)
+        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=cont)
         rows += df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
-    else: rows += reference_rows(d, split_indices(d, seed=2024))    # the base rate (and Bayes-optimal) rows on the search's split
+    else: rows += reference_rows(d, splits)    # the base rate (and Bayes-optimal) rows on the search's split
     rows = sorted(rows, key=lambda r: r["test_logloss"])
     console.print(table(rows, title=f"{data}: searched model vs baselines (test)"))
     write_json_path = Path(folder)/"leaderboard.json"
@@ -221,17 +233,23 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     return rows
 
 # %% ../nbs/90_cli.ipynb #605f3bd7
+def _call(command, **options):
+    """Call another command's function directly, every option not given at its declared default (called as a plain
+    function, a typer command's defaults are `OptionInfo` objects, not values), so a new option never breaks a caller."""
+    import inspect
+    from typer.models import OptionInfo
+    defaults = {k: p.default.default if isinstance(p.default, OptionInfo) else p.default for k, p in inspect.signature(command).parameters.items()}
+    return command(**{**defaults, **options})
+
 @app.command("demo")
 @guarded
 def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: int = typer.Option(100),
          baselines_only: bool = typer.Option(False, help="only the baseline leaderboard"), runs_dir: Path = typer.Option(Path("runs"))):
     "NASRec search on real data, compared with every baseline (CPU scale)."
-    if baselines_only:
-        return train(model="all", data=data, epochs=20, batch_size=1024, lr=1e-3, optimizer="adam", emb_l2=0.0, patience=2,
-                     seed=2024, split_seed=2024, stratified=False, encoding="vocab", min_count=2, hash_size=500_000, skip_bad_rows=False,
-                     accelerator="auto", devices="auto", strategy="auto", steps_per_call=1, precision="32-true", tuned=True, resume=False, checkpoint_minutes=10.0, runs_dir=runs_dir, name="demo")
-    return search(space="full", data=data, budget=budget, scale="cpu", searcher="evolution", blocks=None, supernet_epochs=None, top_k=None,
-                  final_epochs=None, seed=0, resume=None, checkpoint_minutes=10.0, baselines=True, runs_dir=runs_dir, name="demo-search")
+    if baselines_only:   # every baseline, tuned, up to 20 epochs with early stopping
+        return _call(train, model="all", data=data, epochs=20, patience=2, tuned=True, runs_dir=runs_dir, name="demo")
+    return _call(search, data=data, budget=budget, runs_dir=runs_dir, name="demo-search")
+
 
 # %% ../nbs/90_cli.ipynb #3cd71c49
 @app.command("mdp-check")

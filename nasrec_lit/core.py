@@ -13,9 +13,9 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['RESUME_FREE', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir', 'cache_root',
-           'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero', 'RunDir',
-           'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now', 'quiet_lightning',
+__all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
+           'cache_root', 'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero',
+           'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now', 'quiet_lightning',
            'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
@@ -190,12 +190,19 @@ def _plain(config) -> dict:
 
 RESUME_FREE = ("progress", "checkpoint_minutes")   # config fields a resumed run may change: they do not change what is computed
 
+ADDED_LATER: dict = {}
+"""Settings added after run folders and checkpoints were first written, each with the value every earlier run had
+(a module registers its own, e.g. `baselines`: `output_bias="zero"`). A saved config, pin or checkpoint without such
+a field reads as having that value, so a run from before the field still resumes and is read back, and a run with
+another value is still told apart."""
+
 def _first_difference(old, new, key=""):
-    "(dotted key, old value, new value) of the first difference between two plain configs, or None (fields in `RESUME_FREE` aside)."
+    """(dotted key, old value, new value) of the first difference between two plain configs, or None (fields in `RESUME_FREE`
+    aside; a field in `ADDED_LATER` missing on one side counts as its registered value)."""
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old) + [k for k in new if k not in old]:
             if k in RESUME_FREE: continue
-            d = _first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else k)
+            d = _first_difference(old.get(k, ADDED_LATER.get(k)), new.get(k, ADDED_LATER.get(k)), f"{key}.{k}" if key else k)
             if d: return d
         return None
     return None if old == new else (key, old, new)

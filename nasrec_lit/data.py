@@ -67,6 +67,12 @@ class CTRData:
         "What a model needs to know: field names and table sizes."
         return dict(dense_names=list(self.dense_names), sparse_names=list(self.sparse_names), cardinalities=[int(c) for c in self.cardinalities])
 
+    def identity(self) -> dict:
+        """What tells this data set apart from another for a run folder: the source, the files read (or the synthetic
+        generator's settings), the row count and the cardinalities (which the encoding, min-count and hash size change)."""
+        return dict(source=self.source, files=self.report.get("files"), config=self.report.get("config"), rows=len(self),
+                    cardinalities=[int(c) for c in self.cardinalities])
+
     def describe(self) -> dict:
         return dict(source=self.source, rows=len(self), dense_fields=self.n_dense, sparse_fields=self.n_sparse,
                     label_rate=round(self.label_rate, 4), cardinalities=dict(zip(self.sparse_names, map(int, self.cardinalities))))

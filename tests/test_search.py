@@ -2,6 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import sigkill_when
@@ -195,3 +196,36 @@ def test_a_search_folder_is_never_continued_with_other_settings(tmp_path):
     board = {row["name"]: row for row in json.loads((tmp_path/"cli"/"leaderboard.json").read_text())}   # --no-baselines: still the references
     assert set(board) == {"NASRec-full (searched)", "base rate", "bayes optimal"}, board
     assert board["bayes optimal"]["test_logloss"] < board["base rate"]["test_logloss"]
+
+
+def test_search_reads_the_data_with_its_options_and_split(tmp_path):
+    """`search --encoding hash --hash-size N --stratified --max-rows M`: the searched model's tables have N rows per
+    field, the rows are the first M, the split is stratified; the options are the folder's own (a resume with others is
+    refused), and a folder searched with the defaults records none of them (so folders from before they existed resume)."""
+    rng = np.random.default_rng(0)
+    rows = ["\t".join([str(int(rng.random() < 0.3))] + [str(rng.integers(10)) for _ in range(13)] + [f"{rng.integers(40):08x}" for _ in range(26)])
+            for _ in range(500)]
+    p = tmp_path / "c.txt"; p.write_text("\n".join(rows) + "\n")
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0", NASREC_LIT_CACHE=str(tmp_path / "cache"))
+    cmd = [CLI, "search", "--data", f"criteo:{p}", "--budget", "3", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "1",
+           "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path)]
+    opts = ["--encoding", "hash", "--hash-size", "64", "--stratified", "--max-rows", "400"]
+    r = subprocess.run(cmd + opts + ["--name", "h"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import torch, yaml
+    from nasrec_lit.data import load_data, DataOptions, split_indices
+    assert torch.load(tmp_path / "h" / "export" / "model.pt", weights_only=False)["schema"]["cardinalities"] == [64] * 26
+    config = yaml.safe_load((tmp_path / "h" / "config.yaml").read_text())
+    assert config["stratified"] is True and config["data_options"]["encoding"] == "hash" and config["data_options"]["max_rows"] == 400
+    d = load_data(f"criteo:{p}", DataOptions(encoding="hash", hash_size=64, max_rows=400))
+    assert len(d) == 400
+    board = {x["name"]: x for x in json.loads((tmp_path / "h" / "leaderboard.json").read_text())}
+    te = split_indices(d, seed=2024, stratify=True)[2]        # the base-rate row is on the stratified split's test rows
+    from nasrec_lit.blocks import logloss
+    tr = split_indices(d, seed=2024, stratify=True)[0]
+    assert abs(board["base rate"]["test_logloss"] - logloss(d.label[te], np.full(len(te), d.label[tr].mean()))) < 1e-9
+    r = subprocess.run(cmd + ["--encoding", "vocab", "--stratified", "--max-rows", "400", "--name", "h"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "data_options.encoding is 'hash' there and 'vocab' now" in r.stderr, r.stderr[-2000:]
+    assert subprocess.run(cmd + ["--name", "plain"], env=env, capture_output=True, text=True).returncode == 0
+    plain = yaml.safe_load((tmp_path / "plain" / "config.yaml").read_text())
+    assert "data_options" not in plain and "stratified" not in plain

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasrec_lit.core import RunDir, shared_data_dir
+from nasrec_lit.core import RunDir, ConfigError, shared_data_dir
 from nasrec_lit.data import make_synthetic, SyntheticConfig, split_indices, bayes_logloss, load_data
 from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig, MODELS
 
@@ -133,6 +133,26 @@ def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_setting
     assert r.returncode == 2 and "train.epochs is 2 there and 3 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_run_folder_is_tied_to_its_data(tmp_path):
+    """`train --resume` on other data (here the same file with another encoding) is refused, naming the field, instead
+    of reading back the run made on the first data as if it were this one's; a fresh run replaces the data pin."""
+    rng = np.random.default_rng(0)
+    rows = ["\t".join([str(rng.integers(2))] + [str(rng.integers(10)) for _ in range(13)] + [f"{rng.integers(40):08x}" for _ in range(26)])
+            for _ in range(300)]
+    p = tmp_path / "c.txt"; p.write_text("\n".join(rows) + "\n")
+    cli = [str(Path(sys.executable).parent / "nasrec-lit"), "train", "--model", "lr", "--data", f"criteo:{p}", "--epochs", "1",
+           "--runs-dir", str(tmp_path / "runs")]
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0", NASREC_LIT_CACHE=str(tmp_path / "cache"))
+    run = lambda *extra: subprocess.run(cli + list(extra), capture_output=True, text=True, env=env)
+    assert run().returncode == 0
+    r = run("--resume", "--encoding", "hash", "--hash-size", "64")
+    assert r.returncode == 2 and "data.json" in r.stderr and "cardinalities=" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert run("--resume").returncode == 0
+    assert run("--encoding", "hash", "--hash-size", "64").returncode == 0
+    pin = json.loads((tmp_path / "runs" / "criteo-lr-s2024" / "data.json").read_text())
+    assert pin["cardinalities"] == [64] * 26 and pin["rows"] == 300 and pin["files"] == [str(p)]
+
+
 def test_ctrl_c_is_an_interrupt_and_the_run_resumes(tmp_path):
     """Ctrl-C (SIGINT) during a leaderboard: Lightning shuts down gracefully and calls sys.exit(1), which the CLI printed
     nothing for. Now: exit 130 with one line saying how to continue; the model being trained has no result.json (it
@@ -197,6 +217,28 @@ def test_cli_train_and_help(tmp_path):
     for opt, val, word in [("--strategy", "nope", "invalid strategy name"), ("--devices", "abc", "devices='abc'"), ("--accelerator", "tpu", "accelerator='tpu'")]:
         r = subprocess.run(cli + ["train", "--model", "fm", "--data", f"criteo:{tmp_path}/absent.txt", opt, val], capture_output=True, text=True)
         assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_run_from_before_a_setting_existed_still_resumes(tmp_path):
+    """A run folder and checkpoint written before `TrainConfig.output_bias` existed (no such field in `config.yaml` or in
+    the checkpoint's settings) resume as the run they were, `output_bias="zero"` (`core.ADDED_LATER`), and only as that."""
+    import torch, yaml
+    syn = make_synthetic(SyntheticConfig(rows=3000, n_sparse=4, cardinality=30, seed=3)); sp = split_indices(syn, seed=0)
+    cfg = TrainConfig(epochs=1, batch_size=256, progress=False)
+    run = RunDir("old", root=tmp_path, config=dict(train=cfg.to_dict()))
+    fit(build_model("fm", syn.schema(), emb_dim=4), syn, cfg, run, splits=sp)
+    conf = yaml.safe_load((run.path / "config.yaml").read_text()); del conf["train"]["output_bias"]
+    (run.path / "config.yaml").write_text(yaml.safe_dump(conf))
+    last = run.path / "checkpoints" / "last.ckpt"; ck = torch.load(last, weights_only=False)
+    del ck["nasrec_lit"]["train"]["output_bias"]; torch.save(ck, last)
+    more = cfg.replace(epochs=2)
+    with pytest.raises(ConfigError, match="output_bias is 'zero' there and 'base_rate' now"):
+        RunDir("old", root=tmp_path, config=dict(train=cfg.replace(output_bias="base_rate").to_dict()), resume=True)
+    again = RunDir("old", root=tmp_path, config=dict(train=cfg.to_dict()), resume=True)
+    with pytest.raises(ConfigError, match="train.output_bias='zero', this run has train.output_bias='base_rate'"):
+        fit(build_model("fm", syn.schema(), emb_dim=4), syn, more.replace(output_bias="base_rate"), again, splits=sp)
+    r = fit(build_model("fm", syn.schema(), emb_dim=4), syn, more, again, splits=sp)
+    assert r["epochs_run"] == 2 and r["train_steps"] == 2 * -(-len(sp[0]) // 256)
 
 
 @pytest.mark.skipif(shared_data_dir() is None, reason="no ../shared/data")
