@@ -89,6 +89,13 @@ def table(rows: list, title: str = "", floatfmt: str = "{:.4f}") -> Table:
         t.add_row(*[_fmt(int(r[c]) if c in whole else r.get(c, ""), floatfmt) for c in cols])
     return t
 
+_DATA_OPTS = dict(   # the reading options, the same for every command that reads CTR data (`DataOptions`)
+    encoding=typer.Option("vocab", help="vocab | hash (NASRec's: hex value, or a hash, mod --hash-size)"),
+    min_count=typer.Option(2, help="vocab: rarer values share the out-of-vocabulary id 0"),
+    hash_size=typer.Option(500_000, help="hash: table rows per field"),
+    skip_bad_rows=typer.Option(False, help="drop malformed rows (counted and reported) instead of stopping at the first"),
+    max_rows=typer.Option(None, help="read only the first N rows of each file"))
+
 def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None) -> DataOptions:
     return DataOptions(encoding=encoding, min_count=min_count, hash_size=hash_size, skip_bad_rows=skip_bad_rows, max_rows=max_rows)
 
@@ -98,12 +105,11 @@ DATA_HELP = f"SOURCE[:PATH]; SOURCE in {list(SOURCES)}; PATH defaults to the fil
 @data_app.command("inspect")
 @guarded
 def data_inspect(data: str = typer.Option(..., "--data", help=DATA_HELP),
-                 encoding: str = typer.Option("vocab", help="vocab | hash"), min_count: int = typer.Option(2, help="vocab min count"),
-                 hash_size: int = typer.Option(500_000, help="hash table rows per field"),
-                 skip_bad_rows: bool = typer.Option(False, help="drop malformed rows (reported) instead of stopping"),
+                 encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
+                 skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
                  as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")):
     "Rows, fields, cardinalities and label rate of a data set."
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows))
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
     info = d.describe()
     if as_json: console.print_json(json.dumps(dict(info, report={k: v for k, v in d.report.items() if k != "config"}))); return
     console.print(table([dict(source=info["source"], rows=info["rows"], dense=info["dense_fields"], sparse=info["sparse_fields"],
@@ -118,9 +124,8 @@ def data_inspect(data: str = typer.Option(..., "--data", help=DATA_HELP),
 @data_app.command("prepare")
 @guarded
 def data_prepare(data: str = typer.Option(..., "--data", help=DATA_HELP),
-                 encoding: str = typer.Option("vocab", help="vocab | hash"), min_count: int = typer.Option(2),
-                 hash_size: int = typer.Option(500_000), skip_bad_rows: bool = typer.Option(False),
-                 max_rows: Optional[int] = typer.Option(None, help="read only the first N rows of each file")):
+                 encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
+                 skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"]):
     "Preprocess a data set into the on-disk cache (streaming; memory-mapped on later loads)."
     t0 = time.time(); d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
     console.print(table([dict(source=d.source, rows=len(d), seconds=round(time.time() - t0, 2), cached=str(d.report.get("cache")),
@@ -135,8 +140,8 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           optimizer: str = typer.Option("adam", help="adam | adagrad | sgd"), emb_l2: float = typer.Option(0.0, help="L2 on looked-up embeddings"),
           patience: Optional[int] = typer.Option(None, help="early stopping on val logloss"),
           seed: int = typer.Option(2024), split_seed: int = typer.Option(2024), stratified: bool = typer.Option(False),
-          encoding: str = typer.Option("vocab"), min_count: int = typer.Option(2), hash_size: int = typer.Option(500_000),
-          skip_bad_rows: bool = typer.Option(False), max_rows: Optional[int] = typer.Option(None, help="read only the first N rows of each file"),
+          encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
+          skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
           accelerator: str = typer.Option("auto"), devices: str = typer.Option("auto"),
           strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp"),
           steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
@@ -175,10 +180,8 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
            resume: Optional[Path] = typer.Option(None, help="run folder of an interrupted search to continue"),
            checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of supernet training between checkpoints (0: every step)"),
            baselines: bool = typer.Option(True, help="train the baselines for the final leaderboard"),
-           encoding: str = typer.Option("vocab", help="vocab | hash (NASRec's: hex value, or a hash, mod --hash-size)"),
-           min_count: int = typer.Option(2, help="vocab: rarer values share the out-of-vocabulary id"),
-           hash_size: int = typer.Option(500_000, help="hash: table rows per field"),
-           skip_bad_rows: bool = typer.Option(False), max_rows: Optional[int] = typer.Option(None, help="read only the first N rows of each file"),
+           encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
+           skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
            stratified: bool = typer.Option(False, help="stratified 8:1:1 split by label (NASRec's) instead of random; seed 2024 either way"),
            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
