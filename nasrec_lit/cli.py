@@ -72,7 +72,7 @@ def _figure_path(path: Optional[Path]) -> Optional[Path]:
 
 def _fmt(v, floatfmt):
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
-    if isinstance(v, int) or (abs(v) >= 1000 and float(v).is_integer()) or abs(v) >= 10_000: return f"{v:,.0f}"
+    if isinstance(v, int) or abs(v) >= 1000: return f"{v:,.0f}"     # counts, sizes, rates (no metric here reaches 1000)
     return floatfmt.format(v)
 
 def table(rows: list, title: str = "", floatfmt: str = "{:.4f}") -> Table:
