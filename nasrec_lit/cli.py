@@ -257,23 +257,29 @@ def demo(data: str = typer.Option("frappe", "--data", help=DATA_HELP), budget: i
 # %% ../nbs/90_cli.ipynb #3cd71c49
 @app.command("mdp-check")
 @guarded
-def mdp_check(env: str = typer.Argument(..., help="gymnasium id (CartPole-v1, nasrec_lit/LineWorld-v0) or module:Class"),
+def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (CartPole-v1, nasrec_lit/LineWorld-v0) or module:Class"),
+              transitions: Optional[Path] = typer.Option(None, help="logged transitions instead of an environment: .npz, .csv or .parquet (see Transitions.from_file)"),
               steps: int = typer.Option(20_000, help="random-policy transitions to collect"), seed: int = typer.Option(0),
               k: int = typer.Option(2, help="steps within which an action may move a feature"),
               horizon: int = typer.Option(30, help="steps of reward in the return-to-go"), gamma: float = typer.Option(0.9),
               discretize: Optional[int] = typer.Option(None, help="wrap a continuous action space into N levels per dimension"),
               figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
-    from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report
+    from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report, Transitions
+    if (env is None) == (transitions is None): fail("give an environment (ENV) or logged transitions (--transitions PATH), not both or neither")
+    if transitions is not None and discretize: fail("--discretize wraps an environment's actions; logged transitions carry their own")
     figure = _figure_path(figure)                 # before the run: a bad path must not cost it
-    e = make_env(env)
-    if discretize:
-        import gymnasium as gym
-        e = gym.wrappers.DiscretizeAction(e, bins=discretize)
-    rep = check_mdp(e, MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma), name=env)
+    cfg = MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma)
+    if transitions is not None: source, name = Transitions.from_file(transitions), transitions.name
+    else:
+        source, name = make_env(env), env
+        if discretize:
+            import gymnasium as gym
+            source = gym.wrappers.DiscretizeAction(source, bins=discretize)
+    rep = check_mdp(source, cfg, name=name)
     rows = [dict(feature=r.feature, importance=float(r.importance), probe_floor=float(r.probe_floor), predictive=str(bool(r.predictive)),
                  sensitivity=float(r.sensitivity), null_floor=float(r.null_floor), sensitive=str(bool(r.sensitive))) for r in rep.table.itertuples()]
-    console.print(table(rows, title=f"{env}: {steps} steps"))
+    console.print(table(rows, title=f"{name}: {steps if transitions is None else len(source)} steps"))
     if figure is not None:
         import matplotlib.pyplot as plt
         plot_report(rep); plt.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")

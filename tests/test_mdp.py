@@ -27,6 +27,41 @@ def test_offline_transitions_give_the_same_verdict():
     assert not r.valid and "do not predict reward" in r.verdict
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".csv", ".parquet"])
+def test_logged_transitions_from_a_file(tmp_path, suffix):
+    """`Transitions.to_file`/`from_file` round-trip every array; `mdp-check --transitions FILE` gives the verdict of
+    the same transitions in memory; a malformed file is a one-line error naming the file and the array, column or line."""
+    import subprocess, sys
+    from pathlib import Path
+    tr = collect_transitions("nasrec_lit/DisjointFeatures-v0", steps=6000, seed=3)
+    f = tmp_path / f"log{suffix}"; tr.to_file(f); back = Transitions.from_file(f)
+    for k in ("obs", "next_obs", "reward"): assert np.allclose(getattr(back, k), getattr(tr, k)), k
+    for k in ("action", "terminated", "truncated", "episode"): assert np.array_equal(getattr(back, k), getattr(tr, k)), k
+    assert back.feature_names == tr.feature_names and back.n_actions == tr.n_actions
+    cli = [str(Path(sys.executable).parent / "nasrec-lit"), "mdp-check", "--seed", "3"]
+    r = subprocess.run(cli + ["--transitions", str(f)], capture_output=True, text=True)
+    mem = check_mdp(tr, MDPCheckConfig(seed=3))                # the same transitions, in memory
+    assert r.returncode == 1 and not mem.valid and "do not predict reward" in mem.verdict and "do not predict reward" in r.stdout, r.stdout + r.stderr
+    if suffix == ".npz":
+        np.savez(tmp_path / "short.npz", state=tr.obs, action=tr.action, reward=tr.reward)
+        with pytest.raises(MDPError, match=r"short.npz: missing array\(s\) \['next_state'\]"): Transitions.from_file(tmp_path / "short.npz")
+        (tmp_path / "fake.npz").write_text("not a zip")
+        with pytest.raises(MDPError, match="fake.npz: not a valid .npz file"): Transitions.from_file(tmp_path / "fake.npz")
+        np.savez(tmp_path / "ragged.npz", state=tr.obs, action=tr.action, reward=tr.reward, next_state=tr.next_obs, episode=tr.episode[:10])
+        with pytest.raises(MDPError, match=r"ragged.npz: episode: shape \(10,\)"): Transitions.from_file(tmp_path / "ragged.npz")
+    if suffix == ".csv":
+        lines = f.read_text().splitlines(); cells = lines[3].split(","); cells[0] = "abc"; lines[3] = ",".join(cells)
+        (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+        r = subprocess.run(cli + ["--transitions", str(tmp_path / "bad.csv")], capture_output=True, text=True)
+        assert r.returncode == 2 and "bad.csv: column state.s0, line 4: 'abc' is not a finite number" in r.stderr.replace("\n", "") \
+            and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        head = lines[0].replace("next_state.", "nxt."); (tmp_path / "cols.csv").write_text("\n".join([head] + lines[1:]) + "\n")
+        with pytest.raises(MDPError, match=r"cols.csv: missing column\(s\) \['next_state.s0'"): Transitions.from_file(tmp_path / "cols.csv")
+        with pytest.raises(MDPError, match="unknown format '.json'"): Transitions.from_file(f.rename(tmp_path / "log.json"))
+        r = subprocess.run(cli + ["CartPole-v1", "--transitions", str(tmp_path / "log.json")], capture_output=True, text=True)
+        assert r.returncode == 2 and "not both or neither" in r.stderr, r.stderr
+
+
 class _BoxActions(gym.Env):
     observation_space = spaces.Box(-1, 1, (2,)); action_space = spaces.Box(-1, 1, (1,))
     def reset(self, *, seed=None, options=None): return np.zeros(2, np.float32), {}

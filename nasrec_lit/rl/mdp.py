@@ -61,6 +61,8 @@ class Transitions:
         if (a < 0).any(): raise MDPError("action: negative action index")
         for name, arr in (("state", s), ("next_state", ns), ("reward", r)):
             if not np.isfinite(arr).all(): raise MDPError(f"{name}: contains NaN or inf at row {int(np.flatnonzero((~np.isfinite(arr.reshape(n, -1))).any(1))[0])}")
+        for name, arr in (("terminated", terminated), ("truncated", truncated), ("episode", episode)):
+            if arr is not None and np.shape(arr) != (n,): raise MDPError(f"{name}: shape {np.shape(arr)}, expected ({n},) to match state {s.shape}")
         term = np.zeros(n, bool) if terminated is None else np.asarray(terminated, bool)
         trunc = np.zeros(n, bool) if truncated is None else np.asarray(truncated, bool)
         if episode is None: episode = np.concatenate([[0], np.cumsum((term | trunc)[:-1])]).astype(np.int64)
@@ -70,6 +72,76 @@ class Transitions:
         trunc[-1] = trunc[-1] or not term[-1]
         return cls(s, a, r, ns, term, trunc, episode, list(feature_names or [f"s{i}" for i in range(s.shape[1])]),
                    int(n_actions or a.max() + 1))
+
+    @classmethod
+    def from_file(cls, path) -> "Transitions":
+        """Logged transitions from a file (what `to_file` writes): `.npz` with the arrays of `from_arrays` (`state`,
+        `action`, `reward`, `next_state`; optional `terminated`, `truncated`, `episode`, `feature_names`), or a table,
+        `.csv` or `.parquet`, one row a step, with columns `action`, `reward`, `state.<feature>` and
+        `next_state.<feature>` for each feature (optional `terminated`, `truncated`, `episode`). Errors name the file
+        and the array, or the column and line."""
+        from pathlib import Path
+        path = Path(path); kind = path.suffix.lower()
+        if not path.is_file(): raise MDPError(f"{path}: {'is a directory' if path.is_dir() else 'file not found'}")
+        try:
+            if kind == ".npz": arrays = _npz_transitions(path)
+            elif kind in (".csv", ".parquet"): arrays = _table_transitions(path, kind)
+            else: raise MDPError(f"unknown format {path.suffix!r}: use .npz, .csv or .parquet")
+            return cls.from_arrays(**arrays)
+        except MDPError as e: raise MDPError(f"{path}: {e}") from None
+
+    def to_file(self, path):
+        "Write these transitions where `from_file` reads them back: `.npz`, `.csv` or `.parquet`, by the suffix."
+        from pathlib import Path
+        path = Path(path); kind = path.suffix.lower()
+        flags = dict(action=self.action, reward=self.reward, terminated=self.terminated, truncated=self.truncated, episode=self.episode)
+        if kind == ".npz":
+            np.savez(path, state=self.obs, next_state=self.next_obs, feature_names=np.array(self.feature_names, dtype=str), **flags)
+        elif kind in (".csv", ".parquet"):
+            import pandas as pd
+            cols = {**{f"state.{f}": self.obs[:, j] for j, f in enumerate(self.feature_names)},
+                    **{f"next_state.{f}": self.next_obs[:, j] for j, f in enumerate(self.feature_names)}, **flags}
+            df = pd.DataFrame(cols)
+            df.to_csv(path, index=False) if kind == ".csv" else df.to_parquet(path, index=False)
+        else: raise MDPError(f"{path}: unknown format {path.suffix!r}: use .npz, .csv or .parquet")
+
+_OPTIONAL = ("terminated", "truncated", "episode")
+
+def _npz_transitions(path) -> dict:
+    "The `from_arrays` arguments stored in an `.npz` file."
+    import zipfile
+    try: z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e: raise MDPError(f"not a valid .npz file ({e})") from None
+    with z:
+        missing = [k for k in ("state", "action", "reward", "next_state") if k not in z.files]
+        if missing: raise MDPError(f"missing array(s) {missing} (it has {sorted(z.files)})")
+        out = {k: z[k] for k in ("state", "action", "reward", "next_state", *_OPTIONAL) if k in z.files}
+        if "feature_names" in z.files: out["feature_names"] = [str(x) for x in z["feature_names"]]
+    return out
+
+def _table_transitions(path, kind: str) -> dict:
+    "The `from_arrays` arguments from a CSV or Parquet table: `state.<f>`/`next_state.<f>` columns; every value checked."
+    import pandas as pd
+    try: df = pd.read_parquet(path) if kind == ".parquet" else pd.read_csv(path, encoding="utf-8-sig")
+    except Exception as e: raise MDPError(f"cannot read as {kind[1:]} ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    feats = [c[len("state."):] for c in df.columns if c.startswith("state.")]
+    if not feats: raise MDPError(f"no state columns (named state.<feature>; it has {list(df.columns)[:8]})")
+    need = ["action", "reward", *(f"next_state.{f}" for f in feats)]
+    missing = [c for c in need if c not in df.columns]
+    if missing: raise MDPError(f"missing column(s) {missing}")
+    stray = [c for c in df.columns if c.startswith("next_state.") and c[len("next_state."):] not in feats]
+    if stray: raise MDPError(f"column(s) {stray} have no state.<feature> column")
+    where = (lambda i: f"line {i + 2}") if kind == ".csv" else (lambda i: f"row {i}")     # line 1 is the header
+    def numbers(c):
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
+        bad = ~np.isfinite(v)
+        if bad.any(): i = int(np.flatnonzero(bad)[0]); raise MDPError(f"column {c}, {where(i)}: {df[c].iloc[i]!r} is not a finite number")
+        return v
+    out = dict(state=np.stack([numbers(f"state.{f}") for f in feats], 1), next_state=np.stack([numbers(f"next_state.{f}") for f in feats], 1),
+               action=numbers("action"), reward=numbers("reward"), feature_names=feats)
+    for c in _OPTIONAL:
+        if c in df.columns: out[c] = numbers(c)
+    return out
 
 # %% ../../nbs/40_mdp.ipynb #f567a875
 def _flat_names(space: spaces.Space, path: str = "s") -> list:
