@@ -94,10 +94,16 @@ _DATA_OPTS = dict(   # the reading options, the same for every command that read
     min_count=typer.Option(2, help="vocab: rarer values share the out-of-vocabulary id 0"),
     hash_size=typer.Option(500_000, help="hash: table rows per field"),
     skip_bad_rows=typer.Option(False, help="drop malformed rows (counted and reported) instead of stopping at the first"),
-    max_rows=typer.Option(None, help="read only the first N rows of each file"))
+    max_rows=typer.Option(None, help="read only the first N rows of each file"),
+    hash_sizes=typer.Option(None, help="hash: comma-separated table sizes, one per sparse field in schema order, instead of "
+                                       "--hash-size for all (NASRec's: each field's cardinality)"))
 
-def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None) -> DataOptions:
-    return DataOptions(encoding=encoding, min_count=min_count, hash_size=hash_size, skip_bad_rows=skip_bad_rows, max_rows=max_rows)
+def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None, hash_sizes: Optional[str] = None) -> DataOptions:
+    sizes = None
+    if hash_sizes is not None:
+        try: sizes = [int(x) for x in hash_sizes.split(",")]
+        except ValueError: raise ConfigError(f"--hash-sizes: {hash_sizes!r} is not a comma-separated list of integers") from None
+    return DataOptions(encoding=encoding, min_count=min_count, hash_size=hash_size, skip_bad_rows=skip_bad_rows, max_rows=max_rows, hash_sizes=sizes)
 
 DATA_HELP = f"SOURCE[:PATH]; SOURCE in {list(SOURCES)}; PATH defaults to the file in ../shared/data"
 
@@ -107,9 +113,10 @@ DATA_HELP = f"SOURCE[:PATH]; SOURCE in {list(SOURCES)}; PATH defaults to the fil
 def data_inspect(data: str = typer.Option(..., "--data", help=DATA_HELP),
                  encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
                  skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
+                 hash_sizes: Optional[str] = _DATA_OPTS["hash_sizes"],
                  as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")):
     "Rows, fields, cardinalities and label rate of a data set."
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     info = d.describe()
     if as_json: console.print_json(json.dumps(dict(info, report={k: v for k, v in d.report.items() if k != "config"}))); return
     console.print(table([dict(source=info["source"], rows=info["rows"], dense=info["dense_fields"], sparse=info["sparse_fields"],
@@ -125,9 +132,10 @@ def data_inspect(data: str = typer.Option(..., "--data", help=DATA_HELP),
 @guarded
 def data_prepare(data: str = typer.Option(..., "--data", help=DATA_HELP),
                  encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
-                 skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"]):
+                 skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
+                 hash_sizes: Optional[str] = _DATA_OPTS["hash_sizes"]):
     "Preprocess a data set into the on-disk cache (streaming; memory-mapped on later loads)."
-    t0 = time.time(); d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
+    t0 = time.time(); d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     console.print(table([dict(source=d.source, rows=len(d), seconds=round(time.time() - t0, 2), cached=str(d.report.get("cache")),
                               bad_rows=int(d.report.get("bad_rows", 0)))], title="prepared"))
 
@@ -142,6 +150,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           seed: int = typer.Option(2024), split_seed: int = typer.Option(2024), stratified: bool = typer.Option(False),
           encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
           skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
+          hash_sizes: Optional[str] = _DATA_OPTS["hash_sizes"],
           accelerator: str = typer.Option("auto"), devices: str = typer.Option("auto"),
           strategy: str = typer.Option("auto", help="Lightning strategy, e.g. ddp"),
           steps_per_call: int = typer.Option(1, help="optimizer steps per Lightning step: the same updates, less loop overhead for small CPU models (e.g. 8)"),
@@ -160,7 +169,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
                       accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call, checkpoint_minutes=checkpoint_minutes,
                       precision=precision, output_bias=output_bias)
     optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2); check_trainer_settings(cfg)   # before the data is read
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows))
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned, resume=resume)
     summary = RunDir(f"{name or d.source}-leaderboard-s{seed}", root=runs_dir, config=dict(models=models, train=cfg.to_dict(), optim=optim.to_dict(), data=data))
     figpath = summary.save_figure(fig, "leaderboard"); summary.write_result(dict(leaderboard=df.to_dict(orient="records")))
@@ -182,6 +191,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
            baselines: bool = typer.Option(True, help="train the baselines for the final leaderboard"),
            encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
            skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
+           hash_sizes: Optional[str] = _DATA_OPTS["hash_sizes"],
            stratified: bool = typer.Option(False, help="stratified 8:1:1 split by label (NASRec's) instead of random; seed 2024 either way"),
            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
@@ -202,7 +212,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **given(top_k=top_k, final_epochs=final_epochs))
-    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows)
+    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes)
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
     # data options and the split, recorded only where they differ from the defaults, so that a folder from before
     # they were options (default data, random split) still resumes

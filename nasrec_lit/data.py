@@ -91,6 +91,22 @@ class DataOptions(Config):
     skip_bad_rows: bool = param(False, help="drop malformed rows (reported) instead of stopping")
     block_mb: int = param(24, ge=1, help="streaming block size in MB (24: fastest here, see the streaming reader)")
     max_rows: Optional[int] = param(None, ge=1, help="read only the first N rows of each file")
+    hash_sizes: Optional[list[int]] = param(None, help="hash: a table size per sparse field, in the schema's field order, instead of "
+                                                         "one `hash_size` for all (NASRec's tables: each field's own cardinality)")
+
+    def validate(self):
+        super().validate()
+        if self.hash_sizes is not None and self.encoding != "hash":
+            raise ConfigError(f"DataOptions.hash_sizes: per-field table sizes are for encoding='hash', not {self.encoding!r}")
+        for j, v in enumerate(self.hash_sizes or ()):
+            if v < 2: raise ConfigError(f"DataOptions.hash_sizes[{j}]: {v} must be >= 2")
+
+    def table_sizes(self, names: Sequence[str], source: str = "") -> list:
+        "The hash table size of each sparse field `names` (`hash_sizes`, else `hash_size` for all); a count that does not fit is an error."
+        if self.hash_sizes is None: return [self.hash_size] * len(names)
+        if len(self.hash_sizes) != len(names):
+            raise DataError(f"{source}: DataOptions.hash_sizes has {len(self.hash_sizes)} sizes for {len(names)} sparse fields {list(names)}")
+        return [int(v) for v in self.hash_sizes]
 
 # %% ../nbs/01_data.ipynb #5c5c7d25
 _FNV_OFFSET, _FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
@@ -428,8 +444,9 @@ def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
 def convert_sparse(batch, fmt: DelimitedFormat, opts: DataOptions) -> list:
     "The categorical half of `convert_block`: the sparse codes of each field."
     hashing = opts.encoding == "hash"
-    def codes(col, hex_ints):
-        return hash_ids(column_keys(col, hex_ints), opts.hash_size) if hashing else column_categories(col, hex_ints, raw8=True)
+    sizes = opts.table_sizes(_sparse_names(fmt), fmt.name) if hashing else None
+    def codes(col, hex_ints, j):
+        return hash_ids(column_keys(col, hex_ints), sizes[j]) if hashing else column_categories(col, hex_ints, raw8=True)
     cats = []
     for name in fmt.sparse:
         col = batch.column(name)
@@ -438,14 +455,14 @@ def convert_sparse(batch, fmt: DelimitedFormat, opts: DataOptions) -> list:
             chunks = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks]
             col = pa.chunked_array([pa.DictionaryArray.from_arrays(c.indices, pc.replace_substring_regex(c.dictionary, fmt.token_sep + ".*$", ""))
                                     for c in chunks], type=pa.dictionary(pa.int32(), pa.string()))
-        cats.append(codes(col, fmt.hex_ints and hashing))
+        cats.append(codes(col, fmt.hex_ints and hashing, len(cats)))
     if fmt.name == "avazu":  # NASRec's 23 Avazu fields: hour → hour-of-day and weekday
         hour = batch.column("hour")
         hs = hour.cast(pa.string())
         hh = pc.utf8_slice_codeunits(hs, -2)
         day = pc.strptime(pc.binary_join_element_wise(pa.scalar("20"), pc.utf8_slice_codeunits(hs, 0, 6), ""), format="%Y%m%d", unit="s", error_is_null=True)
-        cats[0] = codes(hh, False)
-        cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False))
+        cats[0] = codes(hh, False, 0)
+        cats.append(codes(pc.cast(pc.day_of_week(day), pa.string()), False, len(cats)))
     return cats
 
 # %% ../nbs/01_data.ipynb #58450d3d
@@ -752,6 +769,7 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
     t0 = time.time()
     partial = final.with_name(final.name + f".partial-{os.getpid()}")
     names = _sparse_names(fmt)
+    if opts.encoding == "hash": opts.table_sizes(names, fmt.name)      # per-field sizes that do not fit fail before the read
     try:                                  # any failure (bad input, a full disk, Ctrl-C) removes the partial folder
         for typed in (True, False):
             shutil.rmtree(partial, ignore_errors=True)
@@ -775,7 +793,7 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
             remaps = [v.finalize(opts.min_count) for v in vocabs]
             cards = [c for _, c in remaps]
             _apply_vocab(partial, n, [r for r, _ in remaps], opts.block_mb)
-        else: cards = [opts.hash_size] * len(names)
+        else: cards = opts.table_sizes(names, fmt.name)
         report.update(rows=n, seconds=round(time.time() - t0, 3))
         meta = dict(rows=n, dense_names=list(fmt.dense), sparse_names=names, cardinalities=cards, source=fmt.name, report=report)
         if use_cache:
@@ -876,12 +894,13 @@ def read_movielens(folder, opts: DataOptions = None) -> CTRData:
                 zip3=df["zip_code"].str[:3], release_year=df["release_year"], genre=df["class"].str.split(" ").str[0],
                 hour=t.dt.hour.astype(str), weekday=t.dt.day_of_week.astype(str))
     sparse = np.empty((len(df), len(cols)), np.int64); cards = []
+    sizes = opts.table_sizes(list(cols), "movielens") if opts.encoding == "hash" else None
     for j, (name, s) in enumerate(cols.items()):
         keys = string_keys(pa.array(s.astype(object).where(s.notna(), None), pa.string()))
         if opts.encoding == "vocab":
             v = StreamingVocab(); ids = v.update(keys); remap, card = v.finalize(opts.min_count); sparse[:, j] = remap[ids]
         else:
-            sparse[:, j] = hash_ids(keys, opts.hash_size); card = opts.hash_size
+            sparse[:, j] = hash_ids(keys, sizes[j]); card = sizes[j]
         cards.append(card)
     label = (df["rating"].to_numpy() >= 4).astype(np.float32)
     return CTRData(np.zeros((len(df), 0), np.float32), sparse, label, [], list(cols), cards, "movielens",

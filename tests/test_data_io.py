@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings, strategies as st, HealthCheck
 
-from nasrec_lit.core import shared_data_dir
+from nasrec_lit.core import shared_data_dir, ConfigError
 from nasrec_lit.data import (load_data, DataOptions, DataError, read_delimited, CRITEO, split_indices, make_synthetic,
                              SyntheticConfig, bayes_logloss, AVAZU_COLUMNS)
 
@@ -38,6 +38,18 @@ def test_hash_encoding_matches_nasrec_formula():
     assert np.array_equal(np.asarray(d.sparse)[:, 0], c1)
     dense = np.log1p(np.maximum(raw[1].astype(float).fillna(0).to_numpy(), 0))
     assert np.allclose(np.asarray(d.dense)[:, 0], dense, atol=1e-6)
+    # NASRec's own tables: a size per field (its Criteo sizes are the fields' cardinalities), the same formula per field
+    sizes = [1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992, 5461306, 10, 5652, 2173, 4,
+             7046547, 18, 15, 286181, 105, 142572]
+    per = load_data("criteo", DataOptions(encoding="hash", hash_sizes=sizes))
+    assert per.cardinalities == sizes
+    for j in (0, 2, 8, 19):
+        want = raw[14 + j].map(lambda s, m=sizes[j] - 1: 0 if pd.isna(s) else int(s, 16) % m + 1).to_numpy()
+        assert np.array_equal(np.asarray(per.sparse)[:, j], want), j
+    with pytest.raises(DataError, match=r"hash_sizes has 2 sizes for 26 sparse fields"): load_data("criteo", DataOptions(encoding="hash", hash_sizes=[9, 9]))
+    with pytest.raises(ConfigError, match=r"hash_sizes\[1\]: 1 must be >= 2"): DataOptions(encoding="hash", hash_sizes=[9, 1])
+    with pytest.raises(ConfigError, match="per-field table sizes are for encoding='hash'"): DataOptions(hash_sizes=[9, 9])
+    assert load_data("movielens", DataOptions(encoding="hash", hash_sizes=[7] * 10)).cardinalities == [7] * 10
 
 
 def _line(label="0", dense=None, sparse=None):
