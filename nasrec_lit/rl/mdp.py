@@ -6,6 +6,7 @@
 from __future__ import annotations
 import importlib, math, time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -80,7 +81,6 @@ class Transitions:
         `.csv` or `.parquet`, one row a step, with columns `action`, `reward`, `state.<feature>` and
         `next_state.<feature>` for each feature (optional `terminated`, `truncated`, `episode`). Errors name the file
         and the array, or the column and line."""
-        from pathlib import Path
         path = Path(path); kind = path.suffix.lower()
         if not path.is_file(): raise MDPError(f"{path}: {'is a directory' if path.is_dir() else 'file not found'}")
         try:
@@ -92,7 +92,6 @@ class Transitions:
 
     def to_file(self, path):
         "Write these transitions where `from_file` reads them back: `.npz`, `.csv` or `.parquet`, by the suffix."
-        from pathlib import Path
         path = Path(path); kind = path.suffix.lower()
         flags = dict(action=self.action, reward=self.reward, terminated=self.terminated, truncated=self.truncated, episode=self.episode)
         if kind == ".npz":
