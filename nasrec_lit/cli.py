@@ -507,7 +507,8 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
     d = _user_data(data, skip_bad_rows); console.print(d.describe())
     name = f"sum_{data.split(':')[0]}"
     cfg = SUMConfig(epochs=epochs, K=K, D=D, seed=seed)
-    run = RunDir(name, runs_dir, config=dict(data=data, sum=cfg.to_dict(), **({"skip_bad_rows": True} if skip_bad_rows else {})), resume=resume)
+    run = RunDir(name, runs_dir, config=dict(data=data, sum=cfg.to_dict(), **({"skip_bad_rows": True} if skip_bad_rows else {})),
+                 resume=resume, fresh=not resume)   # a fresh run replaces an earlier one's result and checkpoints (never resumed from)
     model, res = train_sum(d, cfg, run=run, resume=resume, checkpoint_minutes=checkpoint_minutes)
     v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
     UserFeatures.save(run.path/"features.npz", d.latest)

@@ -194,7 +194,8 @@ def test_cli_sum_train_resume_refuses_changed_settings(tmp_path):
 
 def test_sigkill_during_sum_training_resumes_to_the_same_model(tmp_path):
     """`sum train` killed (SIGKILL) during training, after its first checkpoint (written every step here), then run
-    again with `--resume`, ends with the test metrics of a run that was never interrupted. Real MovieLens files, cut
+    again with `--resume`, ends with the test metrics of a run that was never interrupted. The killed run started in
+    a folder holding an earlier run's `result.json`: a fresh run removes it, so it is never read as this run's. Real MovieLens files, cut
     to their first 15,000 ratings so the runs take seconds."""
     from helpers import sigkill_when
     from nasrec_lit.core import shared_data_dir
@@ -208,6 +209,7 @@ def test_sigkill_during_sum_training_resumes_to_the_same_model(tmp_path):
     r = subprocess.run(cmd(tmp_path / "straight"), capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     run = tmp_path / "kill" / "sum_movielens"
+    run.mkdir(parents=True); (run / "result.json").write_text('{"stale": true}')   # an earlier run's result: a fresh run removes it
     sigkill_when(cmd(tmp_path / "kill"), env, lambda: (run / "checkpoints" / "last.ckpt").exists(), "the first checkpoint")
     assert not (run / "result.json").exists()                                       # it was stopped during training
     r = subprocess.run(cmd(tmp_path / "kill") + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
