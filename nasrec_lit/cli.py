@@ -280,7 +280,11 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
     if transitions is not None and discretize: fail("--discretize wraps an environment's actions; logged transitions carry their own")
     figure = _figure_path(figure)                 # before the run: a bad path must not cost it
     cfg = MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma)
-    if transitions is not None: source, name = Transitions.from_file(transitions), transitions.name
+    if transitions is not None:
+        import warnings
+        with warnings.catch_warnings(record=True) as notes:     # states only, interleaved episodes: one plain line each
+            warnings.simplefilter("always"); source, name = Transitions.from_file(transitions), transitions.name
+        for w in notes: console.print(f"note: {w.message}", highlight=False)
     else:
         source, name = make_env(env), env
         if discretize:

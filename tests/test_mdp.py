@@ -43,8 +43,8 @@ def test_logged_transitions_from_a_file(tmp_path, suffix):
     mem = check_mdp(tr, MDPCheckConfig(seed=3))                # the same transitions, in memory
     assert r.returncode == 1 and not mem.valid and "do not predict reward" in mem.verdict and "do not predict reward" in r.stdout, r.stdout + r.stderr
     if suffix == ".npz":
-        np.savez(tmp_path / "short.npz", state=tr.obs, action=tr.action, reward=tr.reward)
-        with pytest.raises(MDPError, match=r"short.npz: missing array\(s\) \['next_state'\]"): Transitions.from_file(tmp_path / "short.npz")
+        np.savez(tmp_path / "short.npz", state=tr.obs, action=tr.action)
+        with pytest.raises(MDPError, match=r"short.npz: missing array\(s\) \['reward'\]"): Transitions.from_file(tmp_path / "short.npz")
         (tmp_path / "fake.npz").write_text("not a zip")
         with pytest.raises(MDPError, match="fake.npz: not a valid .npz file"): Transitions.from_file(tmp_path / "fake.npz")
         np.savez(tmp_path / "ragged.npz", state=tr.obs, action=tr.action, reward=tr.reward, next_state=tr.next_obs, episode=tr.episode[:10])
@@ -55,11 +55,54 @@ def test_logged_transitions_from_a_file(tmp_path, suffix):
         r = subprocess.run(cli + ["--transitions", str(tmp_path / "bad.csv")], capture_output=True, text=True)
         assert r.returncode == 2 and "bad.csv: column state.s0, line 4: 'abc' is not a finite number" in r.stderr.replace("\n", "") \
             and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        head = lines[0].replace("next_state.", "nxt."); (tmp_path / "cols.csv").write_text("\n".join([head] + lines[1:]) + "\n")
-        with pytest.raises(MDPError, match=r"cols.csv: missing column\(s\) \['next_state.s0'"): Transitions.from_file(tmp_path / "cols.csv")
+        head = lines[0].replace("next_state.s0,", "nxt.s0,"); (tmp_path / "cols.csv").write_text("\n".join([head] + lines[1:]) + "\n")
+        with pytest.raises(MDPError, match=r"cols.csv: missing column\(s\) \['next_state.s0'\]"): Transitions.from_file(tmp_path / "cols.csv")
         with pytest.raises(MDPError, match="unknown format '.json'"): Transitions.from_file(f.rename(tmp_path / "log.json"))
         r = subprocess.run(cli + ["CartPole-v1", "--transitions", str(tmp_path / "log.json")], capture_output=True, text=True)
         assert r.returncode == 2 and "not both or neither" in r.stderr, r.stderr
+
+
+def test_a_log_of_states_alone(tmp_path):
+    """A log without next states (a table without `next_state.<f>` columns, an `.npz` without `next_state`): each
+    step's next state is the next row's state in its episode, and the last step of an episode has none. Only that
+    step's k-step targets are masked; its reward still counts. Rows of interleaved episodes are grouped by episode;
+    a step marked terminated ends its episode even within one `episode` id; a missing next state elsewhere is an error."""
+    import pandas as pd, subprocess, sys, warnings
+    from pathlib import Path
+    from nasrec_lit.rl.mdp import kstep_targets, returns_to_go
+    tr = collect_transitions("nasrec_lit/LineWorld-v0", steps=3000, seed=1)
+    tr.to_file(tmp_path / "full.csv"); df = pd.read_csv(tmp_path / "full.csv")
+    df.drop(columns=[c for c in df.columns if c.startswith("next_state.")]).to_csv(tmp_path / "states.csv", index=False)
+    with pytest.warns(UserWarning, match="states.csv: no next states"): st = Transitions.from_file(tmp_path / "states.csv")
+    last = np.append(tr.episode[1:] != tr.episode[:-1], True)                    # each episode's last step
+    assert np.isnan(st.next_obs[last]).all() and np.allclose(st.next_obs[~last], tr.next_obs[~last])
+    for k in ("episode", "terminated", "truncated", "action"): assert np.array_equal(getattr(st, k), getattr(tr, k)), k
+    (Y, M), (Y0, M0) = kstep_targets(st, 3), kstep_targets(tr, 3)
+    lost = np.stack([np.append(last[j:], np.zeros(j, bool)) for j in range(3)], 1)     # target j+1 of step t is step t+j's next state
+    assert M0[last, 0].all() and not M[last].any() and np.array_equal(M, M0 & ~lost) and np.allclose(Y[M], Y0[M])
+    assert all(np.array_equal(a, b) for a, b in zip(returns_to_go(st), returns_to_go(tr)))   # the rewards are all kept
+    rep, rep0 = check_mdp(st, MDPCheckConfig(seed=1)), check_mdp(tr, MDPCheckConfig(seed=1))
+    assert rep.valid and rep0.valid and rep.verdict == rep0.verdict, (rep.verdict, rep0.verdict)
+    exe = str(Path(sys.executable).parent / "nasrec-lit")
+    r = subprocess.run([exe, "mdp-check", "--seed", "1", "--transitions", str(tmp_path / "states.csv")], capture_output=True, text=True)
+    assert r.returncode == 0 and "note: " in r.stdout and "no next states" in r.stdout and "verdict: " + rep.verdict[:30] in r.stdout, r.stdout + r.stderr
+    # a log sorted by time across episodes: each episode's i-th step, then the next episode's i-th step, ...
+    step = df.groupby("episode").cumcount().to_numpy(); mixed = df.iloc[np.lexsort((df["episode"], step))]
+    mixed.to_csv(tmp_path / "mixed.csv", index=False)
+    with pytest.warns(UserWarning, match=r"rows of \d+ episode\(s\) are interleaved"): back = Transitions.from_file(tmp_path / "mixed.csv")
+    assert np.allclose(back.obs, tr.obs) and np.allclose(back.next_obs, tr.next_obs) and np.array_equal(back.episode, tr.episode)
+    # one episode id for the whole log: the terminated and truncated flags still end episodes
+    np.savez(tmp_path / "one_id.npz", state=tr.obs, action=tr.action, reward=tr.reward, terminated=tr.terminated,
+             truncated=tr.truncated, episode=np.zeros(len(tr)))
+    with warnings.catch_warnings(): warnings.simplefilter("ignore"); one = Transitions.from_file(tmp_path / "one_id.npz")
+    assert np.array_equal(one.episode, tr.episode) and np.isnan(one.next_obs[last]).all()
+    # a next state missing inside an episode is an error naming the row; at an episode's end it is accepted
+    gap = df.copy(); inner = int(np.flatnonzero(~last)[5]); gap.loc[inner, "next_state.s0"] = np.nan; gap.to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(MDPError, match=rf"gap.csv: next_state: missing \(NaN\) at row {inner}, which is not the last step"): Transitions.from_file(tmp_path / "gap.csv")
+    end = df.copy(); end.loc[np.flatnonzero(last), "next_state.s0"] = np.nan; end.to_csv(tmp_path / "end.csv", index=False)
+    assert np.array_equal(kstep_targets(Transitions.from_file(tmp_path / "end.csv"), 3)[1], M)
+    end.loc[3, "next_state.s0"] = np.inf; end.to_csv(tmp_path / "inf.csv", index=False)
+    with pytest.raises(MDPError, match="column next_state.s0, line 5: inf is not a finite number"): Transitions.from_file(tmp_path / "inf.csv")
 
 
 class _BoxActions(gym.Env):

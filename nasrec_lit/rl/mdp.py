@@ -4,7 +4,7 @@
 
 # %% ../../nbs/40_mdp.ipynb #fe9e3b2f
 from __future__ import annotations
-import importlib, math, time
+import importlib, math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -47,46 +47,82 @@ class Transitions:
     def __len__(self): return len(self.action)
 
     @classmethod
-    def from_arrays(cls, state, action, reward, next_state, terminated=None, truncated=None, episode=None,
+    def from_arrays(cls, state, action, reward, next_state=None, terminated=None, truncated=None, episode=None,
                     feature_names=None, n_actions=None) -> "Transitions":
-        "Offline data; episodes follow `terminated`/`truncated` (or `episode` ids). Errors name the array."
-        s = np.asarray(state, np.float32); ns = np.asarray(next_state, np.float32)
-        if s.ndim == 1: s, ns = s[:, None], ns[:, None]
+        """Offline data. Errors name the array, and the row counted in the order given.
+        Episodes: a step ends one where it is `terminated` or `truncated`, or where the `episode` id changes (the ids
+        are then renumbered 0, 1, … in order). The rows of one `episode` id need not be contiguous: a log sorted by
+        time across episodes is grouped by id, each episode's rows kept in their order (a warning says so).
+        `next_state` may be left out (a log of states alone): each step's next state is then the state of the next
+        row of its episode. The last step of an episode has none (NaN); a missing (NaN) next state is accepted
+        there only. Such a step still counts for rewards and returns; only its k-step state targets are masked."""
+        s = np.asarray(state, np.float32)
+        if s.ndim == 1: s = s[:, None]
         n = len(s)
+        ns = None if next_state is None else np.asarray(next_state, np.float32)
+        if ns is not None and ns.ndim == 1: ns = ns[:, None]
         a = np.asarray(action); r = np.asarray(reward, np.float32)
         for name, arr, shape in (("next_state", ns, s.shape), ("action", a, (n,)), ("reward", r, (n,))):
-            if arr.shape != shape: raise MDPError(f"{name}: shape {arr.shape}, expected {shape} to match state {s.shape}")
+            if arr is not None and arr.shape != shape: raise MDPError(f"{name}: shape {arr.shape}, expected {shape} to match state {s.shape}")
         if not np.issubdtype(a.dtype, np.integer):
             if not np.all(np.mod(a, 1) == 0): raise MDPError("action: only discrete (integer) actions are supported")
         a = a.astype(np.int64)
         if (a < 0).any(): raise MDPError("action: negative action index")
-        for name, arr in (("state", s), ("next_state", ns), ("reward", r)):
-            if not np.isfinite(arr).all(): raise MDPError(f"{name}: contains NaN or inf at row {int(np.flatnonzero((~np.isfinite(arr.reshape(n, -1))).any(1))[0])}")
+        for name, arr, bad in (("state", s, ~np.isfinite(s)), ("reward", r, ~np.isfinite(r)),
+                               ("next_state", ns, None if ns is None else np.isinf(ns))):   # NaN: a missing next state, checked below
+            if bad is not None and bad.any(): raise MDPError(f"{name}: contains NaN or inf at row {int(np.flatnonzero(bad.reshape(n, -1).any(1))[0])}")
         for name, arr in (("terminated", terminated), ("truncated", truncated), ("episode", episode)):
             if arr is not None and np.shape(arr) != (n,): raise MDPError(f"{name}: shape {np.shape(arr)}, expected ({n},) to match state {s.shape}")
         term = np.zeros(n, bool) if terminated is None else np.asarray(terminated, bool)
         trunc = np.zeros(n, bool) if truncated is None else np.asarray(truncated, bool)
-        if episode is None: episode = np.concatenate([[0], np.cumsum((term | trunc)[:-1])]).astype(np.int64)
-        else:
+        rows = np.arange(n)                                     # each row's place in the input (for messages)
+        ends = term | trunc
+        if episode is not None and n:
             episode = np.asarray(episode, np.int64)
-            ends = np.append(episode[1:] != episode[:-1], True); trunc = trunc | (ends & ~term)
-        trunc[-1] = trunc[-1] or not term[-1]
-        return cls(s, a, r, ns, term, trunc, episode, list(feature_names or [f"s{i}" for i in range(s.shape[1])]),
+            _, first, inv = np.unique(episode, return_index=True, return_inverse=True)
+            key = np.argsort(np.argsort(first))[inv.reshape(-1)]   # each row's episode, ranked by first appearance
+            if (np.diff(key) < 0).any():                        # interleaved: group them, a stable sort keeps each one's order
+                rows = np.argsort(key, kind="stable")
+                runs = key[np.flatnonzero(np.append(True, np.diff(key) != 0))]    # the episode of each run of rows
+                mixed = int((np.bincount(runs) > 1).sum())                           # episodes in more than one run
+                warnings.warn(f"episode: the rows of {mixed} episode(s) are interleaved with others' ({n} rows); "
+                              "grouped by episode, each episode's rows in their given order", stacklevel=2)
+                s, a, r, term, trunc, episode = s[rows], a[rows], r[rows], term[rows], trunc[rows], episode[rows]
+                if ns is not None: ns = ns[rows]
+                ends = term | trunc
+            ends[:-1] |= episode[1:] != episode[:-1]
+        if n: ends[-1] = True                                   # the data ends here
+        trunc = trunc | (ends & ~term)                          # cut without a terminal state
+        ep = np.concatenate([[0], np.cumsum(ends[:-1])]).astype(np.int64) if n else np.zeros(0, np.int64)
+        if ns is None:                                          # states only: the next row of the same episode
+            ns = np.full_like(s, np.nan); inner = np.flatnonzero(~ends); ns[inner] = s[inner + 1]
+        else:
+            gap = np.isnan(ns).any(1)
+            if (gap & ~ends).any():
+                i = int(rows[np.flatnonzero(gap & ~ends)[0]])
+                raise MDPError(f"next_state: missing (NaN) at row {i}, which is not the last step of its episode "
+                               "(a next state may be missing only where an episode ends)")
+            if gap.any(): ns = np.where(gap[:, None], np.float32(np.nan), ns)    # partly missing: missing (a copy: the caller's array stays)
+        return cls(s, a, r, ns, term, trunc, ep, list(feature_names or [f"s{i}" for i in range(s.shape[1])]),
                    int(n_actions or a.max() + 1))
 
     @classmethod
     def from_file(cls, path) -> "Transitions":
         """Logged transitions from a file (what `to_file` writes): `.npz` with the arrays of `from_arrays` (`state`,
-        `action`, `reward`, `next_state`; optional `terminated`, `truncated`, `episode`, `feature_names`), or a table,
-        `.csv` or `.parquet`, one row a step, with columns `action`, `reward`, `state.<feature>` and
-        `next_state.<feature>` for each feature (optional `terminated`, `truncated`, `episode`). Errors name the file
-        and the array, or the column and line."""
+        `action`, `reward`; optional `next_state`, `terminated`, `truncated`, `episode`, `feature_names`), or a table,
+        `.csv` or `.parquet`, one row a step, with columns `action`, `reward`, `state.<feature>` for each feature, and
+        optional `next_state.<feature>` for each (all or none; an empty cell only at an episode's last step),
+        `terminated`, `truncated`, `episode`. Without next states, each step's is the next row's of its episode (see
+        `from_arrays`). Errors name the file and the array, or the column and line."""
         path = Path(path); kind = path.suffix.lower()
         if not path.is_file(): raise MDPError(f"{path}: {'is a directory' if path.is_dir() else 'file not found'}")
         try:
             if kind == ".npz": arrays = _npz_transitions(path)
             elif kind in (".csv", ".parquet"): arrays = _table_transitions(path, kind)
             else: raise MDPError(f"unknown format {path.suffix!r}: use .npz, .csv or .parquet")
+            if "next_state" not in arrays:
+                warnings.warn(f"{path}: no next states (next_state{'' if kind == '.npz' else '.<feature> columns'}): "
+                              "each step's next state is the next row's state in its episode", stacklevel=2)
             return cls.from_arrays(**arrays)
         except MDPError as e: raise MDPError(f"{path}: {e}") from None
 
@@ -112,9 +148,9 @@ def _npz_transitions(path) -> dict:
     try: z = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as e: raise MDPError(f"not a valid .npz file ({e})") from None
     with z:
-        missing = [k for k in ("state", "action", "reward", "next_state") if k not in z.files]
+        missing = [k for k in ("state", "action", "reward") if k not in z.files]
         if missing: raise MDPError(f"missing array(s) {missing} (it has {sorted(z.files)})")
-        out = {k: z[k] for k in ("state", "action", "reward", "next_state", *_OPTIONAL) if k in z.files}
+        out = {k: z[k] for k in ("state", "action", "reward", "next_state", *_OPTIONAL) if k in z.files}   # next_state: optional
         if "feature_names" in z.files: out["feature_names"] = [str(x) for x in z["feature_names"]]
     return out
 
@@ -125,19 +161,23 @@ def _table_transitions(path, kind: str) -> dict:
     except Exception as e: raise MDPError(f"cannot read as {kind[1:]} ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
     feats = [c[len("state."):] for c in df.columns if c.startswith("state.")]
     if not feats: raise MDPError(f"no state columns (named state.<feature>; it has {list(df.columns)[:8]})")
-    need = ["action", "reward", *(f"next_state.{f}" for f in feats)]
+    has_next = any(c.startswith("next_state.") for c in df.columns)      # all next_state.<f> columns, or none (states only)
+    need = ["action", "reward", *(f"next_state.{f}" for f in feats if has_next)]
     missing = [c for c in need if c not in df.columns]
     if missing: raise MDPError(f"missing column(s) {missing}")
     stray = [c for c in df.columns if c.startswith("next_state.") and c[len("next_state."):] not in feats]
     if stray: raise MDPError(f"column(s) {stray} have no state.<feature> column")
     where = (lambda i: f"line {i + 2}") if kind == ".csv" else (lambda i: f"row {i}")     # line 1 is the header
-    def numbers(c):
+    def numbers(c, empty_ok=False):
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(v)
-        if bad.any(): i = int(np.flatnonzero(bad)[0]); raise MDPError(f"column {c}, {where(i)}: {df[c].iloc[i]!r} is not a finite number")
+        if empty_ok: bad &= df[c].notna().to_numpy()                    # an empty cell: a missing next state (from_arrays checks where)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0]); cell = df[c].iloc[i]; shown = repr(cell) if isinstance(cell, str) else str(cell)   # 'oops', inf
+            raise MDPError(f"column {c}, {where(i)}: {shown} is not a finite number")
         return v
-    out = dict(state=np.stack([numbers(f"state.{f}") for f in feats], 1), next_state=np.stack([numbers(f"next_state.{f}") for f in feats], 1),
-               action=numbers("action"), reward=numbers("reward"), feature_names=feats)
+    out = dict(state=np.stack([numbers(f"state.{f}") for f in feats], 1), action=numbers("action"), reward=numbers("reward"), feature_names=feats)
+    if has_next: out["next_state"] = np.stack([numbers(f"next_state.{f}", empty_ok=True) for f in feats], 1)
     for c in _OPTIONAL:
         if c in df.columns: out[c] = numbers(c)
     return out
@@ -210,13 +250,14 @@ def collect_transitions(env, steps: int = 20_000, policy: Optional[Callable] = N
 
 # %% ../../nbs/40_mdp.ipynb #9287b6f8
 def kstep_targets(tr: Transitions, k: int):
-    "(targets [N, k, D] = states at t+1..t+k, mask [N, k])."
+    "(targets [N, k, D] = states at t+1..t+k, mask [N, k]); masked past the episode's end or where a next state is missing."
     n, d = tr.obs.shape
     Y = np.zeros((n, k, d), np.float32); M = np.zeros((n, k), bool)
+    known = ~np.isnan(tr.next_obs).any(1)           # a log of states alone has no next state at an episode's last step
     for j in range(1, k + 1):
         src = np.arange(n) + (j - 1)                 # transition t+j-1 ends in the state at t+j
         ok = src < n
-        ok[ok] = tr.episode[src[ok]] == tr.episode[np.arange(n)[ok]]
+        ok[ok] = (tr.episode[src[ok]] == tr.episode[np.arange(n)[ok]]) & known[src[ok]]
         Y[ok, j - 1] = tr.next_obs[src[ok]]; M[:, j - 1] = ok
     return Y, M
 
