@@ -25,8 +25,8 @@ from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMIntera
 # %% auto #0
 __all__ = ['MODELS', 'TRAIN_SETTINGS', 'TUNED', 'REFERENCES', 'OptimConfig', 'CTRModel', 'LR', 'FM', 'DeepFM', 'DCNv2', 'DLRM',
            'AutoInt', 'build_model', 'TrainConfig', 'BatchGroups', 'GroupedDataModule', 'BestInMemory',
-           'check_trainer_settings', 'init_output_bias', 'fit', 'fit_refit', 'leaderboard', 'reference_rows',
-           'leaderboard_figure']
+           'check_trainer_settings', 'init_output_bias', 'fit', 'fit_refit', 'tie_to_data', 'leaderboard',
+           'reference_rows', 'leaderboard_figure']
 
 # %% ../nbs/03_baselines.ipynb #22d78eb3
 @dataclass
@@ -412,6 +412,13 @@ TUNED = {  # chosen by validation log loss on Frappe (see "Regularisation" below
     "autoint": (OptimConfig(emb_l2=1e-2), dict(dropout=0.2)),
 }
 
+def tie_to_data(run: RunDir, data: CTRData, resume: bool):
+    """Tie a run folder to the data it trains on (`data.json` = `CTRData.identity()`: source, files, rows, encoding
+    through the cardinalities): a resume on other data is refused, naming the field, instead of reading the other
+    run back; a fresh run (`resume=False`) replaces the pin."""
+    if not resume and is_rank_zero(): (run.path/"data.json").unlink(missing_ok=True)
+    pin_settings(run.path/"data.json", data.identity(), "run")
+
 def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, optim: Optional[OptimConfig] = None,
                 root="runs", name: Optional[str] = None, hparams: Optional[dict] = None, tuned: bool = False, refit: bool = False,
                 resume: bool = False):
@@ -428,10 +435,7 @@ def leaderboard(data: CTRData, models=tuple(MODELS), cfg: TrainConfig = None, op
         h = {**h, **((hparams or {}).get(m, {}))}
         run = RunDir(f"{name or data.source}-{m}-s{cfg.seed}", root=root, config=dict(model=m, train=cfg.to_dict(), optim=o.to_dict(), hparams=h, refit=refit),
                      resume=resume, fresh=not resume)          # not resuming: an earlier run of the same name is replaced, never read back
-        # the run folder is tied to the data it trained on (source, files, rows, encoding through the cardinalities):
-        # a resume on other data is refused, naming the field, instead of reading the other run back
-        if not resume and is_rank_zero(): (run.path/"data.json").unlink(missing_ok=True)
-        pin_settings(run.path/"data.json", data.identity(), "run")
+        tie_to_data(run, data, resume)
         if resume and (run.path/"result.json").exists():
             results.append(dict(run.read_result(), name=m)); continue
         make = lambda: build_model(m, data.schema(), o, **h)

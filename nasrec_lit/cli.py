@@ -18,9 +18,9 @@ from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'guarded',
-           'table', 'data_inspect', 'data_prepare', 'train', 'search', 'demo', 'mdp_check', 'critic_generate',
-           'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train', 'sum_export',
-           'serve', 'main']
+           'table', 'data_inspect', 'data_prepare', 'train', 'search', 'retrain', 'demo', 'mdp_check',
+           'critic_generate', 'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train',
+           'sum_export', 'serve', 'main']
 
 # %% ../nbs/90_cli.ipynb #f2c7e529
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160, quiet=not is_rank_zero())   # DDP: the other ranks print nothing
@@ -198,9 +198,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
     from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search, scratch_protocol
-    from nasrec_lit.baselines import leaderboard, reference_rows
     from nasrec_lit.data import split_indices
-    import pandas as pd
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
     if scale == "cpu":
@@ -233,16 +231,48 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     res = nasrec_search(d, sp, sn_cfg, cfg, folder, splits=splits, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
-    if baselines:
-        # the same final-model protocol as the searched model: epochs chosen on validation, refit on train+validation
-        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=cont)
-        rows += df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
-    else: rows += reference_rows(d, splits)    # the base rate (and Bayes-optimal) rows on the search's split
-    rows = sorted(rows, key=lambda r: r["test_logloss"])
-    console.print(table(rows, title=f"{data}: searched model vs baselines (test)"))
-    write_json_path = Path(folder)/"leaderboard.json"
-    write_json_path.write_text(json.dumps(rows, indent=1, default=float))
+    rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, cont, title=f"{data}: searched model vs baselines (test)")
     console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
+    return rows
+
+def _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines: bool, resume: bool, title: str):
+    """`rows` (the searched model's) and every baseline trained with the search's final protocol (epochs chosen on
+    validation, refit on train+validation; run folders under `folder/baselines`), or only the reference rows (the base
+    rate, and Bayes-optimal on synthetic data) on the same split; printed and written to `folder/leaderboard.json`."""
+    from nasrec_lit.nas.search import scratch_protocol
+    from nasrec_lit.baselines import leaderboard, reference_rows
+    if baselines:
+        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=resume)
+        rows = rows + df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
+    else: rows = rows + reference_rows(d, splits)
+    rows = sorted(rows, key=lambda r: r["test_logloss"])
+    console.print(table(rows, title=title))
+    (Path(folder)/"leaderboard.json").write_text(json.dumps(rows, indent=1, default=float))
+    return rows
+
+# %% ../nbs/90_cli.ipynb #9c41d7b2
+@app.command("retrain")
+@guarded
+def retrain(search_dir: Path = typer.Argument(..., help="a finished search's run folder (it holds export/model.pt)"),
+            data: str = typer.Option(..., "--data", help=DATA_HELP),
+            encoding: str = _DATA_OPTS["encoding"], min_count: int = _DATA_OPTS["min_count"], hash_size: int = _DATA_OPTS["hash_size"],
+            skip_bad_rows: bool = _DATA_OPTS["skip_bad_rows"], max_rows: Optional[int] = _DATA_OPTS["max_rows"],
+            hash_sizes: Optional[str] = _DATA_OPTS["hash_sizes"],
+            stratified: bool = typer.Option(False, help="stratified 8:1:1 split by label (NASRec's) instead of random; seed 2024 either way"),
+            baselines: bool = typer.Option(True, help="train the baselines with the same protocol for the table"),
+            resume: bool = typer.Option(False, help="continue a stopped retraining (and its baselines) of the same command"),
+            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
+    "Retrain a searched architecture from scratch on data read with other options (e.g. per-field tables), beside the baselines."
+    from nasrec_lit.nas.search import load_search, retrain_searched
+    from nasrec_lit.data import split_indices
+    _, _, cfg, _ = load_search(search_dir)                     # not a finished search: refused before the data is read
+    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
+    splits = split_indices(d, seed=2024, stratify=stratified)
+    folder = runs_dir/(name or f"retrain-{Path(search_dir).resolve().name}-{d.source}")
+    res = retrain_searched(search_dir, d, folder, splits=splits, resume=resume)
+    rows = [dict(name="NASRec (retrained)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
+    rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, resume, title=f"{data}: retrained searched model vs baselines (test)")
+    console.print(f"run: {folder}  (searched in {search_dir}; epochs chosen on validation: {res['select_best_epoch'] + 1})")
     return rows
 
 # %% ../nbs/90_cli.ipynb #605f3bd7

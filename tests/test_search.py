@@ -229,3 +229,40 @@ def test_search_reads_the_data_with_its_options_and_split(tmp_path):
     assert subprocess.run(cmd + ["--name", "plain"], env=env, capture_output=True, text=True).returncode == 0
     plain = yaml.safe_load((tmp_path / "plain" / "config.yaml").read_text())
     assert "data_options" not in plain and "stratified" not in plain
+
+
+def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
+    """`retrain SEARCH --data ... --hash-sizes ...`: the architecture the search exported, trained from scratch on the data
+    read with per-field table sizes (the search used 64 rows a field), with the search's final protocol; the run folder
+    holds that architecture and is tied to the data (a resume reads the result back, a resume on other tables is refused
+    naming the field); data with other fields, and a folder that holds no finished search, are one-line errors."""
+    import torch, yaml
+    rng = np.random.default_rng(1)
+    rows = ["\t".join([str(int(rng.random() < 0.3))] + [str(rng.integers(10)) for _ in range(13)] + [f"{rng.integers(40):08x}" for _ in range(26)])
+            for _ in range(400)]
+    p = tmp_path / "c.txt"; p.write_text("\n".join(rows) + "\n")
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0", NASREC_LIT_CACHE=str(tmp_path / "cache"))
+    run = lambda *a: subprocess.run([CLI, *a], env=env, capture_output=True, text=True)
+    r = run("search", "--data", f"criteo:{p}", "--budget", "3", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "1", "--final-epochs", "2",
+            "--no-baselines", "--encoding", "hash", "--hash-size", "64", "--runs-dir", str(tmp_path), "--name", "s")
+    assert r.returncode == 0, r.stderr[-2000:]
+    sizes = [3 + 7 * j for j in range(26)]
+    cmd = ["retrain", str(tmp_path / "s"), "--data", f"criteo:{p}", "--encoding", "hash", "--hash-sizes", ",".join(map(str, sizes)),
+           "--no-baselines", "--runs-dir", str(tmp_path)]
+    r = run(*cmd); assert r.returncode == 0, r.stderr[-2000:]
+    folder = tmp_path / "retrain-s-criteo"
+    arch = torch.load(tmp_path / "s" / "export" / "model.pt", weights_only=False)["arch"]
+    assert yaml.safe_load((folder / "config.yaml").read_text())["arch"] == json.loads(json.dumps(arch))
+    assert json.loads((folder / "data.json").read_text())["cardinalities"] == sizes
+    board = {x["name"]: x for x in json.loads((folder / "leaderboard.json").read_text())}
+    result = json.loads((folder / "result.json").read_text())
+    assert set(board) == {"NASRec (retrained)", "base rate"} and board["NASRec (retrained)"]["test_logloss"] == result["test_logloss"]
+    ck = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)            # the model trained on the per-field tables
+    assert ck["state_dict"]["net.stem.emb.table.weight"].shape[0] == sum(sizes), {k: v.shape for k, v in ck["state_dict"].items() if "emb" in k}
+    r = run(*cmd, "--resume"); assert r.returncode == 0 and f"{result['test_logloss']:.4f}" in r.stdout, r.stdout + r.stderr
+    r = run(*[c if c != ",".join(map(str, sizes)) else ",".join(["50"] * 26) for c in cmd], "--resume")
+    assert r.returncode == 2 and "data.json" in r.stderr and "cardinalities" in r.stderr, r.stderr[-2000:]
+    r = run("retrain", str(tmp_path / "s"), "--data", "frappe", "--no-baselines", "--runs-dir", str(tmp_path))
+    assert r.returncode == 2 and "searched on dense_names" in r.stderr and "frappe data has []" in r.stderr, r.stderr[-2000:]
+    r = run("retrain", str(tmp_path), "--data", f"criteo:{p}")
+    assert r.returncode == 2 and "not a finished search (no export/model.pt or search.json)" in r.stderr, r.stderr[-2000:]

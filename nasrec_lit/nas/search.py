@@ -17,7 +17,8 @@ from .space import SearchSpace, Arch
 # %% auto #0
 __all__ = ['TrialResult', 'TrialLedger', 'RandomSearch', 'RegularizedEvolution', 'run_search', 'NASRecModel', 'arch_cost',
            'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'supernet_in',
-           'nasrec_search', 'load_exported', 'rank_study', 'plot_rank_study', 'compare_with_baselines']
+           'nasrec_search', 'load_exported', 'load_search', 'retrain_searched', 'rank_study', 'plot_rank_study',
+           'compare_with_baselines']
 
 # %% ../../nbs/12_search.ipynb #7fe44edb
 @dataclass
@@ -154,10 +155,10 @@ def run_search(searcher, evaluate: Callable[[Arch], TrialResult], folder, budget
 import shutil
 from datetime import timedelta
 import torch
-from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings
+from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
 from ..blocks import flops_per_sample, count_params
-from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, leaderboard, MODELS, REFERENCES
+from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, leaderboard, tie_to_data, MODELS, REFERENCES
 from .space import SpaceConfig, NASRecNet
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config
 
@@ -283,6 +284,35 @@ def load_exported(folder) -> NASRecNet:
     ck = torch.load(Path(folder)/"export"/"model.pt", map_location="cpu", weights_only=False)
     net = NASRecNet(Arch.from_dict(ck["arch"]), ck["schema"], SpaceConfig.from_dict(ck["space"]))
     net.load_state_dict(ck["state_dict"]); return net.eval()
+
+def load_search(folder) -> tuple:
+    "(exported architecture, space, search config, schema searched on) of a finished search folder."
+    folder = Path(folder); exp, pin = folder/"export"/"model.pt", folder/"search.json"
+    missing = [p.relative_to(folder).as_posix() for p in (exp, pin) if not p.exists()]
+    if missing: raise ConfigError(f"{folder}: not a finished search (no {' or '.join(missing)}); run `nasrec-lit search` to its end first")
+    ck = torch.load(exp, map_location="cpu", weights_only=False)
+    return Arch.from_dict(ck["arch"]), SpaceConfig.from_dict(ck["space"]), SearchConfig.from_dict(json.loads(pin.read_text())["search"]), ck["schema"]
+
+def retrain_searched(search_folder, data: CTRData, folder, splits=None, resume: bool = False) -> dict:
+    """Train the architecture a search exported, from scratch, on `data`: e.g. read with NASRec's per-field tables where the
+    search used capped ones. The search's final protocol, as its baselines get it (`fit_refit`): the epoch count chosen on
+    validation, then a fresh model trained on train+validation for that many epochs. `data` must have the fields the
+    search had (their cardinalities may differ). Checkpointed in the run folder `folder`, tied to the search's
+    architecture and to `data`; `resume` continues it. Returns `fit_refit`'s result (the model under `"module"`)."""
+    arch, space, cfg, schema = load_search(search_folder)
+    new = data.schema()
+    for k in ("dense_names", "sparse_names"):
+        if list(schema[k]) != list(new[k]):
+            raise ConfigError(f"{search_folder}: searched on {k} {list(schema[k])}; the {data.source} data has {list(new[k])}: "
+                              "retrain on data with the search's fields")
+    tc, optim = scratch_protocol(cfg)
+    tc = tc.replace(checkpoints=True)
+    folder = Path(folder)
+    run = RunDir(folder.name, folder.parent, config=dict(search=str(Path(search_folder).resolve()), arch=arch.to_dict(), space=space.to_dict(),
+                                                         train=tc.to_dict(), optim=optim.to_dict()), resume=resume, fresh=not resume)
+    tie_to_data(run, data, resume)
+    if resume and (run.path/"result.json").exists(): return run.read_result()
+    return fit_refit(lambda: NASRecModel(arch, new, space, optim), data, tc, splits, run, resume=resume)
 
 # %% ../../nbs/12_search.ipynb #77f57bcd
 def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cfg: Optional[SupernetConfig] = None,
