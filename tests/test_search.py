@@ -250,7 +250,7 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     cmd = ["retrain", str(tmp_path / "s"), "--data", f"criteo:{p}", "--encoding", "hash", "--hash-sizes", ",".join(map(str, sizes)),
            "--no-baselines", "--runs-dir", str(tmp_path)]
     r = run(*cmd); assert r.returncode == 0, r.stderr[-2000:]
-    folder = tmp_path / "retrain-s-criteo"
+    folder = tmp_path / "retrain-s-criteo-s0"                                         # the search's seed
     arch = torch.load(tmp_path / "s" / "export" / "model.pt", weights_only=False)["arch"]
     assert yaml.safe_load((folder / "config.yaml").read_text())["arch"] == json.loads(json.dumps(arch))
     assert json.loads((folder / "data.json").read_text())["cardinalities"] == sizes
@@ -262,6 +262,9 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     r = run(*cmd, "--resume"); assert r.returncode == 0 and f"{result['test_logloss']:.4f}" in r.stdout, r.stdout + r.stderr
     r = run(*[c if c != ",".join(map(str, sizes)) else ",".join(["50"] * 26) for c in cmd], "--resume")
     assert r.returncode == 2 and "data.json" in r.stderr and "cardinalities" in r.stderr, r.stderr[-2000:]
+    r = run(*cmd, "--seed", "5"); assert r.returncode == 0, r.stderr[-2000:]                # another training seed, its own folder
+    assert yaml.safe_load((tmp_path / "retrain-s-criteo-s5" / "config.yaml").read_text())["train"]["seed"] == 5
+    assert json.loads((tmp_path / "retrain-s-criteo-s5" / "result.json").read_text())["test_logloss"] != result["test_logloss"]
     r = run("retrain", str(tmp_path / "s"), "--data", "frappe", "--no-baselines", "--runs-dir", str(tmp_path))
     assert r.returncode == 2 and "searched on dense_names" in r.stderr and "frappe data has []" in r.stderr, r.stderr[-2000:]
     r = run("retrain", str(tmp_path), "--data", f"criteo:{p}")

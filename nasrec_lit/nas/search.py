@@ -293,19 +293,20 @@ def load_search(folder) -> tuple:
     ck = torch.load(exp, map_location="cpu", weights_only=False)
     return Arch.from_dict(ck["arch"]), SpaceConfig.from_dict(ck["space"]), SearchConfig.from_dict(json.loads(pin.read_text())["search"]), ck["schema"]
 
-def retrain_searched(search_folder, data: CTRData, folder, splits=None, resume: bool = False) -> dict:
+def retrain_searched(search_folder, data: CTRData, folder, splits=None, resume: bool = False, seed: Optional[int] = None) -> dict:
     """Train the architecture a search exported, from scratch, on `data`: e.g. read with NASRec's per-field tables where the
     search used capped ones. The search's final protocol, as its baselines get it (`fit_refit`): the epoch count chosen on
     validation, then a fresh model trained on train+validation for that many epochs. `data` must have the fields the
-    search had (their cardinalities may differ). Checkpointed in the run folder `folder`, tied to the search's
-    architecture and to `data`; `resume` continues it. Returns `fit_refit`'s result (the model under `"module"`)."""
+    search had (their cardinalities may differ). `seed`: the training seed (default: the search's). Checkpointed in the
+    run folder `folder`, tied to the search's architecture and to `data`; `resume` continues it. Returns `fit_refit`'s
+    result (the model under `"module"`)."""
     arch, space, cfg, schema = load_search(search_folder)
     new = data.schema()
     for k in ("dense_names", "sparse_names"):
         if list(schema[k]) != list(new[k]):
             raise ConfigError(f"{search_folder}: searched on {k} {list(schema[k])}; the {data.source} data has {list(new[k])}: "
                               "retrain on data with the search's fields")
-    tc, optim = scratch_protocol(cfg)
+    tc, optim = scratch_protocol(cfg, seed)
     tc = tc.replace(checkpoints=True)
     folder = Path(folder)
     run = RunDir(folder.name, folder.parent, config=dict(search=str(Path(search_folder).resolve()), arch=arch.to_dict(), space=space.to_dict(),
