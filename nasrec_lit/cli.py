@@ -197,7 +197,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
-    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search, scratch_protocol
+    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search
     from nasrec_lit.data import split_indices
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
