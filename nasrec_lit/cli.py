@@ -262,15 +262,21 @@ def retrain(search_dir: Path = typer.Argument(..., help="a finished search's run
             baselines: bool = typer.Option(True, help="train the baselines with the same protocol for the table"),
             seed: Optional[int] = typer.Option(None, help="training seed of the retraining and its baselines (default: the search's)"),
             resume: bool = typer.Option(False, help="continue a stopped retraining (and its baselines) of the same command"),
-            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
+            runs_dir: Path = typer.Option(Path("runs")),
+            name: Optional[str] = typer.Option(None, help="run folder name (default: retrain-<search>-<source>[-d<hash of the data options and split>]-s<seed>)")):
     "Retrain a searched architecture from scratch on data read with other options (e.g. per-field tables), beside the baselines."
+    import hashlib
     from nasrec_lit.nas.search import load_search, retrain_searched
     from nasrec_lit.data import split_indices
     _, _, cfg, _ = load_search(search_dir)                     # not a finished search: refused before the data is read
     cfg = cfg.replace(seed=cfg.seed if seed is None else seed)
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
+    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes)
+    d = load_data(data, opts)
     splits = split_indices(d, seed=2024, stratify=stratified)
-    folder = runs_dir/(name or f"retrain-{Path(search_dir).resolve().name}-{d.source}-s{cfg.seed}")
+    # one folder per data reading and split, so that a retraining on other tables never replaces another's result
+    other = {k: v for k, v in dict(opts.to_dict(), stratified=stratified).items() if v != dict(DataOptions().to_dict(), stratified=False)[k]}
+    tag = "-d" + hashlib.sha256(json.dumps(other, sort_keys=True).encode()).hexdigest()[:8] if other else ""
+    folder = runs_dir/(name or f"retrain-{Path(search_dir).resolve().name}-{d.source}{tag}-s{cfg.seed}")
     res = retrain_searched(search_dir, d, folder, splits=splits, resume=resume, seed=cfg.seed)
     rows = [dict(name="NASRec (retrained)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
     rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, resume, title=f"{data}: retrained searched model vs baselines (test)")

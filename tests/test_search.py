@@ -235,7 +235,8 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     """`retrain SEARCH --data ... --hash-sizes ...`: the architecture the search exported, trained from scratch on the data
     read with per-field table sizes (the search used 64 rows a field), with the search's final protocol; the run folder
     holds that architecture and is tied to the data (a resume reads the result back, a resume on other tables is refused
-    naming the field); data with other fields, and a folder that holds no finished search, are one-line errors."""
+    naming the field); another seed or other tables get their own folder (never replacing a result); data with other
+    fields, and a folder that holds no finished search, are one-line errors."""
     import torch, yaml
     rng = np.random.default_rng(1)
     rows = ["\t".join([str(int(rng.random() < 0.3))] + [str(rng.integers(10)) for _ in range(13)] + [f"{rng.integers(40):08x}" for _ in range(26)])
@@ -250,7 +251,7 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     cmd = ["retrain", str(tmp_path / "s"), "--data", f"criteo:{p}", "--encoding", "hash", "--hash-sizes", ",".join(map(str, sizes)),
            "--no-baselines", "--runs-dir", str(tmp_path)]
     r = run(*cmd); assert r.returncode == 0, r.stderr[-2000:]
-    folder = tmp_path / "retrain-s-criteo-s0"                                         # the search's seed
+    folder, = tmp_path.glob("retrain-s-criteo-d*-s0")              # the search's seed; -d<hash>: data options not the defaults
     arch = torch.load(tmp_path / "s" / "export" / "model.pt", weights_only=False)["arch"]
     assert yaml.safe_load((folder / "config.yaml").read_text())["arch"] == json.loads(json.dumps(arch))
     assert json.loads((folder / "data.json").read_text())["cardinalities"] == sizes
@@ -260,11 +261,14 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     ck = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)            # the model trained on the per-field tables
     assert ck["state_dict"]["net.stem.emb.table.weight"].shape[0] == sum(sizes), {k: v.shape for k, v in ck["state_dict"].items() if "emb" in k}
     r = run(*cmd, "--resume"); assert r.returncode == 0 and f"{result['test_logloss']:.4f}" in r.stdout, r.stdout + r.stderr
-    r = run(*[c if c != ",".join(map(str, sizes)) else ",".join(["50"] * 26) for c in cmd], "--resume")
+    r = run(*[c if c != ",".join(map(str, sizes)) else ",".join(["50"] * 26) for c in cmd], "--resume", "--name", folder.name)
     assert r.returncode == 2 and "data.json" in r.stderr and "cardinalities" in r.stderr, r.stderr[-2000:]
     r = run(*cmd, "--seed", "5"); assert r.returncode == 0, r.stderr[-2000:]                # another training seed, its own folder
-    assert yaml.safe_load((tmp_path / "retrain-s-criteo-s5" / "config.yaml").read_text())["train"]["seed"] == 5
-    assert json.loads((tmp_path / "retrain-s-criteo-s5" / "result.json").read_text())["test_logloss"] != result["test_logloss"]
+    seed5 = folder.with_name(folder.name[:-1] + "5")
+    assert yaml.safe_load((seed5 / "config.yaml").read_text())["train"]["seed"] == 5
+    assert json.loads((seed5 / "result.json").read_text())["test_logloss"] != result["test_logloss"]
+    r = run(*cmd[:4], "--encoding", "hash", "--hash-size", "32", *cmd[-3:]); assert r.returncode == 0, r.stderr[-2000:]   # other tables: another folder
+    assert len(list(tmp_path.glob("retrain-s-criteo-d*-s0"))) == 2 and json.loads((folder / "result.json").read_text()) == result
     r = run("retrain", str(tmp_path / "s"), "--data", "frappe", "--no-baselines", "--runs-dir", str(tmp_path))
     assert r.returncode == 2 and "searched on dense_names" in r.stderr and "frappe data has []" in r.stderr, r.stderr[-2000:]
     r = run("retrain", str(tmp_path), "--data", f"criteo:{p}")
