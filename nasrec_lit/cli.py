@@ -72,6 +72,7 @@ def _figure_path(path: Optional[Path]) -> Optional[Path]:
 
 def _fmt(v, floatfmt):
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
+    if v != v: return "—"                                            # NaN: no value (a reference row's training speed, an untrained arm's size)
     if isinstance(v, int) or abs(v) >= 1000: return f"{v:,.0f}"     # counts, sizes, rates (no metric here reaches 1000)
     return floatfmt.format(v)
 
@@ -82,11 +83,12 @@ def table(rows: list, title: str = "", floatfmt: str = "{:.4f}") -> Table:
     for c in cols:
         num = isinstance(rows[0][c], (int, float))
         t.add_column(str(c), justify="right" if num else "left", no_wrap=not num, overflow="fold")
-    # a column whose numbers are all whole (FLOPs, params, counts) prints as integers, 0 included
-    whole = {c for c in cols if all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
-                                    and math.isfinite(r.get(c)) and float(r.get(c)).is_integer() for r in rows)}
+    # a column whose numbers are all whole (FLOPs, params, counts) prints as integers, 0 included; NaN (no value) aside
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    whole = {c for c in cols if all(number(r.get(c)) for r in rows) and any(math.isfinite(r.get(c)) for r in rows)
+             and all(float(r.get(c)).is_integer() for r in rows if math.isfinite(r.get(c)))}
     for r in rows:
-        t.add_row(*[_fmt(int(r[c]) if c in whole else r.get(c, ""), floatfmt) for c in cols])
+        t.add_row(*[_fmt(int(r[c]) if c in whole and math.isfinite(r[c]) else r.get(c, ""), floatfmt) for c in cols])
     return t
 
 _DATA_OPTS = dict(   # the reading options, the same for every command that reads CTR data (`DataOptions`)
