@@ -1,5 +1,5 @@
 """SOAP: the store contract on both backends, a writer killed mid-write, the HTTP service's 4xx answers, snapshot pick-up."""
-import json, os, shutil, signal, socket, subprocess, sys, textwrap, time
+import json, os, re, shutil, signal, socket, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +141,9 @@ def test_http_async_path_and_snapshot_pickup(served):
     import httpx
     from nasrec_lit.usermodel.sum import publish_snapshot
     base, d, m = served
-    r = httpx.get(base + "/users/7/embedding").json()
+    raw = httpx.get(base + "/users/7/embedding"); r = raw.json()
     assert r["cold"] and len(r["embedding"]) == 2 and len(r["embedding"][0]) == 96
+    assert not re.search(r"\d\.\d{6,}", raw.text), raw.text[:200]     # rounded to 5 decimals in the JSON itself
     v0 = httpx.get(base + "/health").json()["snapshot"]
     publish_snapshot(m, d/"snap")
     for _ in range(50):

@@ -217,6 +217,9 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
     def _schedule(u: int):
         if u not in state.pending: state.pending.add(u); state.queue.put_nowait(u)
 
+    def _vec(e) -> list:                                 # float64 first: float32's tolist() prints 0.85303 as 0.8530300259590149
+        return np.round(np.asarray(e, np.float64), 5).tolist()
+
     def _answer(u: int) -> dict:
         recs = state.store.recent(u, 3); cold = False
         if not recs:                                         # cold start: compute once inline
@@ -224,7 +227,7 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
             cold = True; state.stats["cold"] += 1
         else: _schedule(u)
         e = served_embedding(recs, 3)
-        return dict(user_id=u, embedding=np.round(e, 5).tolist(), versions=[r[1] for r in recs],
+        return dict(user_id=u, embedding=_vec(e), versions=[r[1] for r in recs],
                     staleness_s=round(time.time() - recs[0][2], 4), cold=cold)
 
     @app.get("/users/{user_id}/embedding")
@@ -234,7 +237,7 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
     @app.get("/users/{user_id}/embedding/sync")
     def get_embedding_sync(user_id: int):
         _known(user_id); emb, v = state.compute([user_id])
-        return dict(user_id=user_id, embedding=np.round(emb[0], 5).tolist(), versions=[v], staleness_s=0.0, cold=False)
+        return dict(user_id=user_id, embedding=_vec(emb[0]), versions=[v], staleness_s=0.0, cold=False)
 
     @app.post("/embeddings")
     def post_embeddings(b: Batch):
