@@ -158,6 +158,38 @@ def test_http_async_path_and_snapshot_pickup(served):
     assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
 
 
+def test_a_store_outage_is_503_and_the_service_recovers(served):
+    "Redis going down mid-service: 503 naming the store (health too), never a 500; answers again once it is back."
+    exe = shutil.which("redis-server")
+    if exe is None: pytest.skip("no redis-server installed")
+    from fastapi.testclient import TestClient
+    _, d, _ = served
+    port = free_port(); url = f"redis://127.0.0.1:{port}/0"
+    def start():
+        p = subprocess.Popen([exe, "--port", str(port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(50):
+            try: S.RedisStore(url).close(); return p
+            except Exception: time.sleep(0.1)
+        p.kill(); raise RuntimeError("redis-server did not start")
+    p = start()
+    try:
+        app = S.make_app(d/"snap", d/"f.npz", url, poll_s=0.2)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.get("/users/3/embedding").status_code == 200
+            p.terminate(); p.wait()
+            for path in ("/users/3/embedding", "/users/4/embedding", "/health"):
+                r = c.get(path)
+                assert r.status_code == 503, (path, r.status_code, r.text)
+                assert url in r.text and "redis store" in r.text, r.text
+            r = c.post("/embeddings", json={"user_ids": [3, 4]}); assert r.status_code == 503 and url in r.json()["detail"]
+            assert c.get("/users/99999999/embedding").status_code == 404      # bad input is still the client's error
+            p = start()                                                 # back, same port: no restart of the service
+            r = c.get("/users/3/embedding"); assert r.status_code == 200 and r.json()["cold"], r.text   # the new server is empty
+            h = c.get("/health"); assert h.status_code == 200 and h.json()["users_stored"] >= 1
+    finally:
+        p.terminate(); p.wait()
+
+
 def test_features_that_do_not_fit_the_tower(tmp_path):
     """A feature file that does not fit the snapshot stops the service at start-up (it answered every request with a
     500 before 2026-11-30); a new snapshot it does not fit is refused once, and the old one keeps serving."""

@@ -15,8 +15,8 @@ from ..core import NasrecError
 from .sum import load_user_tower, latest_version, tower_embed
 
 # %% auto #0
-__all__ = ['pack', 'unpack', 'EmbeddingStore', 'SQLiteStore', 'RedisStore', 'open_store', 'served_embedding', 'UserFeatures',
-           'SOAPState', 'Batch', 'make_app', 'incremental_snapshots', 'drift', 'freshness_study']
+__all__ = ['pack', 'unpack', 'StoreUnavailable', 'EmbeddingStore', 'SQLiteStore', 'RedisStore', 'open_store', 'served_embedding',
+           'UserFeatures', 'SOAPState', 'Batch', 'make_app', 'incremental_snapshots', 'drift', 'freshness_study']
 
 # %% ../../nbs/31_soap.ipynb #343e32b0
 _HDR = struct.Struct("<idhh")
@@ -31,6 +31,9 @@ def unpack(b: bytes) -> tuple[np.ndarray, int, float]:
     if len(b) != _HDR.size + 2*K*D: raise ValueError(f"corrupt record: {len(b)} bytes for K={K}, D={D}")
     return np.frombuffer(b, np.float16, offset=_HDR.size).reshape(K, D), v, ts
 
+class StoreUnavailable(NasrecError):
+    "The store cannot be reached now (Redis down, SQLite file locked or gone): the service answers 503 until it is back."
+
 class EmbeddingStore(Protocol):
     keep: int
     def push(self, user: int, emb: np.ndarray, version: int, ts: Optional[float] = None) -> None: ...
@@ -43,6 +46,7 @@ class SQLiteStore:
     "Embedded store (WAL mode; one transaction per push, so readers never see a partial write)."
     def __init__(self, path, keep: int = 3):
         self.path, self.keep = str(path), keep
+        self.name = f"sqlite store {self.path}"
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         c = self._conn()
@@ -55,7 +59,12 @@ class SQLiteStore:
             c = sqlite3.connect(self.path, timeout=30, check_same_thread=False); c.execute("PRAGMA synchronous=NORMAL")
             self._local.c = c
         return c
+    def _down(self, e):
+        return StoreUnavailable(f"{self.name}: {e}")
     def push_many(self, items):
+        try: self._push_many(items)
+        except sqlite3.OperationalError as e: raise self._down(e) from None
+    def _push_many(self, items):
         c = self._conn(); now = time.time()
         with c:                                                   # one transaction
             for user, emb, version, *ts in items:
@@ -64,9 +73,12 @@ class SQLiteStore:
                           (int(user), int(user), self.keep))
     def push(self, user, emb, version, ts=None): self.push_many([(user, emb, version, ts)])
     def recent(self, user, n=3):
-        rows = self._conn().execute("SELECT rec FROM emb WHERE user = ? ORDER BY seq DESC LIMIT ?", (int(user), n)).fetchall()
+        try: rows = self._conn().execute("SELECT rec FROM emb WHERE user = ? ORDER BY seq DESC LIMIT ?", (int(user), n)).fetchall()
+        except sqlite3.OperationalError as e: raise self._down(e) from None
         return [unpack(r[0]) for r in rows]
-    def count(self): return self._conn().execute("SELECT COUNT(DISTINCT user) FROM emb").fetchone()[0]
+    def count(self):
+        try: return self._conn().execute("SELECT COUNT(DISTINCT user) FROM emb").fetchone()[0]
+        except sqlite3.OperationalError as e: raise self._down(e) from None
     def close(self):
         c = getattr(self._local, "c", None)
         if c is not None: c.close(); self._local.c = None
@@ -75,19 +87,24 @@ class RedisStore:
     "Redis store: a list per user, LPUSH + LTRIM in one MULTI/EXEC transaction."
     def __init__(self, url: str, keep: int = 3, prefix: str = "soap:"):
         import redis
-        self.keep, self.prefix = keep, prefix
+        self.keep, self.prefix, self.name = keep, prefix, f"redis store {url}"
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.r = redis.Redis.from_url(url)
         try: self.r.ping()
-        except Exception as e: raise NasrecError(f"redis store {url}: cannot connect ({e})") from None
+        except Exception as e: raise NasrecError(f"{self.name}: cannot connect ({e})") from None
+    def _do(self, fn, *args):
+        "Run one Redis call; a lost server is StoreUnavailable (the client reconnects on a later call)."
+        try: return fn(*args)
+        except self._errors as e: raise StoreUnavailable(f"{self.name}: {e}") from None
     def _k(self, user): return f"{self.prefix}{int(user)}"
     def push_many(self, items):
         p = self.r.pipeline(transaction=True); now = time.time()
         for user, emb, version, *ts in items:
             p.lpush(self._k(user), pack(emb, version, ts[0] if ts and ts[0] else now)); p.ltrim(self._k(user), 0, self.keep - 1)
-        p.execute()
+        self._do(p.execute)
     def push(self, user, emb, version, ts=None): self.push_many([(user, emb, version, ts)])
-    def recent(self, user, n=3): return [unpack(b) for b in self.r.lrange(self._k(user), 0, n - 1)]
-    def count(self): return sum(1 for _ in self.r.scan_iter(f"{self.prefix}*"))
+    def recent(self, user, n=3): return [unpack(b) for b in self._do(self.r.lrange, self._k(user), 0, n - 1)]
+    def count(self): return self._do(lambda: sum(1 for _ in self.r.scan_iter(f"{self.prefix}*")))
     def clear(self):
         for k in self.r.scan_iter(f"{self.prefix}*"): self.r.delete(k)
     def close(self): self.r.close()
@@ -204,6 +221,10 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
     app = FastAPI(title="SOAP: SUM embeddings, served asynchronously", lifespan=lifespan)
     app.state.soap = state
 
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, e: StoreUnavailable):
+        return JSONResponse({"detail": str(e)}, status_code=503)
+
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
         n = request.headers.get("content-length")
@@ -248,7 +269,9 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
 
     @app.get("/health")
     def health():
-        return dict(snapshot=state.version, queued=state.queue.qsize() if state.queue else 0, users_stored=state.store.count(), **state.stats)
+        h = dict(snapshot=state.version, queued=state.queue.qsize() if state.queue else 0)
+        try: return dict(h, users_stored=state.store.count(), **state.stats)
+        except StoreUnavailable as e: return JSONResponse(dict(h, store_error=str(e), **state.stats), status_code=503)
 
     return app
 
