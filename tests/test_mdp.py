@@ -152,6 +152,18 @@ def test_tuple_observations_through_gymnasium_flatten():
     assert axes[0].figure.get_figwidth() >= 0.3 * 45 and axes[0].get_xticklabels()[0].get_fontsize() == 6
 
 
+def test_a_feature_fixed_for_a_whole_episode_is_not_action_sensitive():
+    """Blackjack's dealer card is dealt at the start of a hand and never changes in it. Both dynamics models then predict a
+    zero change, and their differences (~1e-10) are float noise: the permutation comparison alone called 10 of the 11
+    dealer-card columns action-sensitive (and two of them 'action-sensitive and reward-predictive' in the verdict)."""
+    rep = check_mdp("Blackjack-v1", MDPCheckConfig(steps=5000, seed=0))
+    t = rep.table.set_index("feature"); dealer = [f"s1={i}" for i in range(11)]
+    assert not t.loc[dealer, "sensitive"].any(), t.loc[dealer]
+    assert t.loc[dealer[1:], "static"].all() and t.loc["s1=0", "constant"]      # no 0 card is ever dealt
+    assert "s1=" not in rep.verdict and rep.valid                                 # still valid: the player's sum moves and pays
+    assert t.loc[[f"s0={i}" for i in range(12, 21)], "sensitive"].all() and not t.loc[[f"s0={i}" for i in range(12, 21)], "static"].any()
+
+
 def test_a_reward_without_signal_is_named_as_such():
     """MountainCar under a random policy: every return-to-go is the same, so no feature can predict it. The verdict
     says that the data carry no reward signal (it said 'no feature is reward-predictive', as if the state were at fault)."""

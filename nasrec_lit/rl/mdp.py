@@ -410,7 +410,9 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     imp = np.stack([importance(i) for i in range(D)], 1); pimp = np.stack([importance(D + i) for i in range(P)], 1)
     # --- dynamics: states t+1..t+k, real and action-permuted null -----------------------------------------------
     Y, M = kstep_targets(tr, k)
-    dY = (Y - tr.obs[:, None, :]); dstd = dY[~is_val].reshape(-1, D)[M[~is_val].reshape(-1)].std(0) + 1e-8
+    dY = (Y - tr.obs[:, None, :]); dstd = dY[~is_val].reshape(-1, D)[M[~is_val].reshape(-1)].std(0)
+    static = dstd <= 1e-6 * std                    # never moves within k steps (Blackjack's dealer card): no action can move it
+    dstd = dstd + 1e-8
     Yz = (dY / dstd).reshape(len(tr), k * D).astype(np.float32); Mz = np.repeat(M, D, axis=1).astype(np.float32)
     t1 = time.time()
     perm_train = rng.permutation(int((~is_val).sum()))
@@ -424,7 +426,7 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     nsens = _member_sensitivity(nmodel, S[is_val], tr.action[is_val], nA, perm, D, k, scale)
     # --- decisions: every member above every member of the permutation baseline ---------------------------------
     predictive = (imp.min(0) > pimp.max()) & (imp.min(0) > 0) & ~constant & (not flat)
-    sensitive = (sens.min(0) > nsens.max(0)) & ~constant
+    sensitive = (sens.min(0) > nsens.max(0)) & ~constant & ~static   # a static feature's 1e-10 differences are float noise
     both = predictive & sensitive
     names = np.array(tr.feature_names)
     if flat: verdict = (f"invalid: the reward carries no signal in these {len(tr)} transitions (every {cfg.horizon}-step return-to-go is "
@@ -437,7 +439,8 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
     else: verdict = (f"invalid: action-sensitive features ({', '.join(names[sensitive])}) do not predict reward and "
                      f"reward-predictive features ({', '.join(names[predictive])}) are not moved by actions")
     table = pd.DataFrame(dict(feature=names, importance=imp.mean(0), probe_floor=np.full(D, pimp.max()), predictive=predictive,
-                              sensitivity=sens.mean(0), null_floor=nsens.max(0), sensitive=sensitive, constant=constant))
+                              sensitivity=sens.mean(0), null_floor=nsens.max(0), sensitive=sensitive, constant=constant,
+                              static=static & ~constant))
     secs["total"] = time.time() - t0
     return MDPReport(bool(both.any()), verdict, table, imp, pimp, sens, nsens, {k_: round(v, 2) for k_, v in secs.items()}, name)
 
