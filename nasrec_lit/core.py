@@ -326,9 +326,14 @@ class closed_on_failure:
 
 # %% ../nbs/00_core.ipynb #3a33c36e
 def progress(iterable: Iterable = None, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):
-    "A tqdm progress bar that can be switched off with `NASREC_LIT_PROGRESS=0`."
+    """A tqdm progress bar that can be switched off with `NASREC_LIT_PROGRESS=0`. Written to a log file or a pipe
+    (stderr not a terminal), a bar opened inside another shows nothing: its cursor moves would land in the log as
+    raw `ESC[A` escapes; the outer bar still shows the progress."""
+    import sys
     from tqdm.auto import tqdm
     disable = os.environ.get("NASREC_LIT_PROGRESS", "1") == "0"
+    widget = any(k.__module__ == "tqdm.notebook" for k in tqdm.__mro__)          # Jupyter: nested widgets are fine
+    if not widget and not sys.stderr.isatty() and any(not b.disable for b in list(tqdm._instances)): disable = True
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False, **kw)
 
 # %% ../nbs/00_core.ipynb #c5cb4716

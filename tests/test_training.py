@@ -368,3 +368,22 @@ def test_a_run_folder_left_by_other_settings_is_never_resumed_or_read_back(tmp_p
     RunDir(f"synthetic-lr-s{cfg.seed}", root=tmp_path/"lb", config=dict(model="lr", train=cfg.to_dict(), optim=o2.to_dict(), hparams={}, refit=False), fresh=True)
     resumed, straight = lead(o2, tmp_path/"lb", resume=True), lead(o2, tmp_path/"lb2")
     assert resumed == straight and resumed != first, (first, resumed, straight)
+
+
+def test_a_nested_progress_bar_stays_out_of_a_log_file(monkeypatch):
+    """Progress written to a pipe or a log (stderr not a terminal): a bar opened inside another (critic-rm generate's
+    batches inside its chunks) shows nothing, so the log holds no raw `ESC[A` cursor moves; the outer bar still shows."""
+    import contextlib, io
+    from nasrec_lit.core import progress
+    monkeypatch.setenv("NASREC_LIT_PROGRESS", "1")
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        outer = progress(range(2), desc="outer", file=buf, mininterval=0)
+        for _ in outer:
+            inner = progress(range(3), desc="inner", file=buf, mininterval=0)
+            assert inner.disable and not outer.disable
+            for _ in inner: pass
+        outer.close()
+    assert "outer" in buf.getvalue() and "inner" not in buf.getvalue() and "\x1b[A" not in buf.getvalue()
+    with contextlib.redirect_stderr(buf): one = progress(range(1), desc="alone", file=buf)
+    assert not one.disable; one.close()                                    # a bar alone still shows in a log
