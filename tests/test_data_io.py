@@ -215,6 +215,15 @@ def test_beauty_bad_input(tmp_path):
         with pytest.raises(NasrecError, match=word): beauty_user_data(p)
     p = tmp_path / "ok.txt"; p.write_text("\n".join(good) + "\n\n")            # blank lines are not users
     d = beauty_user_data(p); assert sorted(d.latest) == [1, 2] and d.n_items == 8
+    # too short to learn from: before 2026-12-01 single items crashed in np.stack, and users of 2-3 items (all held out)
+    # trained a model on no events and printed its "test" metrics
+    for name, lines, word in [("single", ["1 3", "2 4"], "every user has a single item"),
+                              ("short", ["1 3 4 5", "2 4 5"], "no training events.*4 items or more \\(the longest has 3\\)")]:
+        p = tmp_path / f"{name}.txt"; p.write_text("".join(l + "\n" for l in lines))
+        with pytest.raises(NasrecError, match=word): beauty_user_data(p)
+    from nasrec_lit.usermodel.sum import train_sum, SUMConfig
+    with pytest.raises(NasrecError, match=r"no test events \(events per split train/val/test: \[\d+, \d+, 0\]\)"):
+        train_sum(d.subset(np.flatnonzero(d.split < 2)), SUMConfig(epochs=1), log="disabled")
 
 
 def test_cli_bad_input_one_line_nonzero(tmp_path):

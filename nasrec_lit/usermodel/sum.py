@@ -187,7 +187,11 @@ def beauty_user_data(path=None, neg: int = 1, hist_len: int = 20, max_steps: int
                 rows_u.append(u); rows_i.append(it); rows_lab.append([1.0 if j == 0 else 0.0])
                 hh = np.zeros(hist_len, np.int64); hh[:len(h)] = h; rows_hist.append(hh); rows_dense.append(d)
                 rows_split.append(sp); rows_pos.append(t)
-    n = len(rows_u); item = np.array(rows_i, np.int64); user = np.array(rows_u, np.int64)
+    n = len(rows_u)
+    if not n: raise NasrecError(f"{path}: every user has a single item: no next purchase to predict (a user needs 2 items or more)")
+    if 0 not in rows_split: raise NasrecError(f"{path}: no training events: each user's last two steps are held out for validation "
+                                              f"and test, so training needs users with 4 items or more (the longest has {max(len(s) for _, s in seqs)})")
+    item = np.array(rows_i, np.int64); user = np.array(rows_u, np.int64)
     latest = {}
     for u, s in seqs:
         h = s[-hist_len:][::-1]; hh = np.zeros(hist_len, np.int64); hh[:len(h)] = h
@@ -385,6 +389,10 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
     model = init if init is not None else SUMModel(data_schema(d), cfg)
     model.train()                                  # a model continued from a snapshot may come back in eval mode
     tr = np.flatnonzero(d.split == 0) if idx is None else np.asarray(idx)
+    sizes = np.bincount(d.split, minlength=3).tolist()
+    if not len(tr) or not sizes[2]:                 # a model fit on nothing, or scored on nothing, is no result
+        raise NasrecError(f"{d.source or 'user data'}: {'no training events' if not len(tr) else 'no test events'} "
+                          f"(events per split train/val/test: {sizes}); use more data")
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
     callbacks, last = list(callbacks), None
     if run is not None:
