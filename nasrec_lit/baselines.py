@@ -451,9 +451,9 @@ def reference_rows(data: CTRData, splits) -> list:
     """The leaderboard's reference rows on the test split: the training base rate (the floor any model must beat) and,
     where the data carry their true probabilities (the synthetic source), the Bayes-optimal predictor: the ceiling
     no model can pass, up to the noise of a finite test split."""
-    from nasrec_lit.blocks import logloss as _ll
-    base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]; ent = _ll(yt, np.full(len(yt), yt.mean()))
-    rows = [dict(name="base rate", test_logloss=_ll(yt, np.full(len(yt), base)), test_auc=0.5, test_ne=_ll(yt, np.full(len(yt), base)) / ent, flops_per_sample=0.0, params=1)]
+    base = float(np.mean(data.label[splits[0]])); yt = data.label[splits[2]]
+    # a constant has AUC 0.5 and NE ≈ 1 where the test split holds both labels; where it holds one, both are undefined (NaN)
+    rows = [dict(name="base rate", **ctr_metrics(yt, np.full(len(yt), base), prefix="test_"), flops_per_sample=0.0, params=1)]
     if "prob" in data.extras:
         m = ctr_metrics(yt, np.asarray(data.extras["prob"])[splits[2]], prefix="test_")
         rows.append(dict(name="bayes optimal", **{k: m[k] for k in ("test_logloss", "test_auc", "test_ne")}, flops_per_sample=0.0, params=0))

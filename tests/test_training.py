@@ -112,6 +112,10 @@ def test_the_leaderboard_shows_the_bayes_optimal_ceiling_where_it_is_known(tmp_p
     assert "Bayes optimal" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     from nasrec_lit.baselines import reference_rows
     assert [r["name"] for r in reference_rows(load_data("synthetic"), sp)] == ["base rate", "bayes optimal"]
+    base = reference_rows(d, sp)[0]; assert base["test_auc"] == 0.5 and abs(base["test_ne"] - 1) < 0.01
+    import dataclasses                                      # a test split of one label: AUC and NE undefined, not 0.5 and 1
+    one = dataclasses.replace(d, label=np.zeros_like(d.label), extras={})
+    base = reference_rows(one, sp)[0]; assert np.isnan(base["test_auc"]) and np.isnan(base["test_ne"]) and base["test_logloss"] < 1e-5
 
 
 def test_cli_train_resume_reads_back_finished_models_and_refuses_changed_settings(tmp_path):
