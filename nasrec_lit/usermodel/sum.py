@@ -189,8 +189,6 @@ def beauty_user_data(path=None, neg: int = 1, hist_len: int = 20, max_steps: int
                 rows_split.append(sp); rows_pos.append(t)
     n = len(rows_u)
     if not n: raise NasrecError(f"{path}: every user has a single item: no next purchase to predict (a user needs 2 items or more)")
-    if 0 not in rows_split: raise NasrecError(f"{path}: no training events: each user's last two steps are held out for validation "
-                                              f"and test, so training needs users with 4 items or more (the longest has {max(len(s) for _, s in seqs)})")
     item = np.array(rows_i, np.int64); user = np.array(rows_u, np.int64)
     latest = {}
     for u, s in seqs:
@@ -392,7 +390,8 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
     sizes = np.bincount(d.split, minlength=3).tolist()
     if not len(tr) or not sizes[2]:                 # a model fit on nothing, or scored on nothing, is no result
         raise NasrecError(f"{d.source or 'user data'}: {'no training events' if not len(tr) else 'no test events'} "
-                          f"(events per split train/val/test: {sizes}); use more data")
+                          f"(events per split train/val/test: {sizes}); use more data" + (" (Beauty holds out each user's last two "
+                          "steps, so it trains only on users with 4 items or more)" if d.source == "amazon-beauty" else ""))
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
     callbacks, last = list(callbacks), None
     if run is not None:
