@@ -291,3 +291,14 @@ def test_reward_model_training_resumes_to_the_uninterrupted_model(tiny, tmp_path
     assert resumed.fingerprint() == plain
     with pytest.raises(ConfigError, match=r"last\.ckpt.*lr=0\.005"):
         C.train_reward_model(tiny, ex, cfg.replace(lr=1e-3), critique=True, run=run, log="disabled")
+
+
+def test_critic_rm_cli_help_states_the_cpu_sizes():
+    """`critic-rm ... --help` gives the pair counts `--cpu` uses; they said 48 and 64 while `CriticRMConfig.cpu` used 32 and 40."""
+    import re
+    from nasrec_lit.cli import _CRM_OPTS
+    from nasrec_lit.llm.critic_rm import CriticRMConfig
+    cpu = CriticRMConfig.cpu()
+    for k in ("n_train", "n_test", "n_second_test"):
+        help_ = _CRM_OPTS[k].help
+        assert "0: all" in help_ and int(re.search(r"with --cpu (\d+)", help_).group(1)) == getattr(cpu, k), (k, help_)
