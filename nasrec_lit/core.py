@@ -14,9 +14,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
-           'cache_root', 'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings', 'is_rank_zero',
-           'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now', 'quiet_lightning',
-           'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
+           'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings',
+           'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now',
+           'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -146,6 +146,14 @@ def shared_data_dir(required: bool = False) -> Optional[Path]:
 def cache_root() -> Path:
     "Where processed data is cached: `$NASREC_LIT_CACHE` or `~/.cache/nasrec_lit`."
     return Path(os.environ.get("NASREC_LIT_CACHE", Path.home()/".cache"/"nasrec_lit"))
+
+def build_lock(folder: Path):
+    """An inter-process lock (`filelock`, on `<folder>.lock`) held while one process builds a cache folder: processes
+    that start on a cold cache at once (two trainings, the ranks of a DDP run) then wait for it and read what it
+    built, instead of building it side by side and deleting each other's files."""
+    from filelock import FileLock
+    folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(folder) + ".lock")
 
 def project_data_dirs() -> list:
     """Where the project's redistributable data (the repository's `data/`) may be, in order: the `data/` of the

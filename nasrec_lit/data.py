@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cache_root, progress
+from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cache_root, progress, build_lock
 
 # %% auto #0
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
@@ -763,9 +763,18 @@ def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = No
     opts = opts or DataOptions()
     files = _check_files(list(files))
     final = _cache_dir(fmt.name, files, opts)
-    if use_cache and (final/"meta.json").exists():
+    if not use_cache: return _build_delimited(files, fmt, opts, final, use_cache=False)
+    if (final/"meta.json").exists():
         try: return load_cached(final)
-        except DataError as e: warnings.warn(f"{e}; reading {', '.join(map(str, files))} again", stacklevel=2)
+        except DataError: pass
+    with build_lock(final):                   # one process builds a cold cache; others started at once wait, then read it
+        if (final/"meta.json").exists():
+            try: return load_cached(final)
+            except DataError as e: warnings.warn(f"{e}; reading {', '.join(map(str, files))} again", stacklevel=2)
+        return _build_delimited(files, fmt, opts, final, use_cache=True)
+
+def _build_delimited(files: list, fmt: DelimitedFormat, opts: DataOptions, final: Path, use_cache: bool) -> CTRData:
+    "Read the files into a partial folder, then commit it as the cache folder `final` (or load it into memory)."
     t0 = time.time()
     partial = final.with_name(final.name + f".partial-{os.getpid()}")
     names = _sparse_names(fmt)

@@ -479,3 +479,24 @@ def test_a_byte_order_mark_is_not_data(tmp_path):
     from nasrec_lit.llm import crosseval as ce
     t = bom(ce.crosseval_table_path("gpt4o"), tmp_path / "table.csv")
     assert ce.read_score_table(t).equals(ce.read_score_table(ce.crosseval_table_path("gpt4o")))
+
+
+def test_processes_started_at_once_on_a_cold_cache_all_read_it(tmp_path):
+    """Two trainings (or a DDP run's ranks) started together on data not yet cached: one builds the cache, the others
+    wait for it and read it. Before 2026-12-01 each built its own and deleted the others' files: 3 `data prepare` of
+    the Criteo sample at once failed with 'sparse.bin: No such file or directory' in 2 of 5 tries."""
+    crit = shared_data_dir() / "criteo" / "criteo_kaggle_train_head10k.txt"
+    if not crit.exists(): pytest.skip("no Criteo sample")
+    code = ("import sys, hashlib, numpy as np; from nasrec_lit.data import load_data; d = load_data(sys.argv[1]); "
+            "import os; print(len(d), hashlib.sha256(np.ascontiguousarray(d.sparse).tobytes()).hexdigest()[:16], os.stat(d.report['cache'] + '/meta.json').st_ino)")
+    for round_ in range(2):
+        env = dict(os.environ, NASREC_LIT_CACHE=str(tmp_path / f"cache{round_}"), NASREC_LIT_PROGRESS="0")
+        procs = [subprocess.Popen([sys.executable, "-c", code, f"criteo:{crit}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert all(p.returncode == 0 for p in procs), [e[-400:] for _, e in outs]
+        lines = [o.split() for o, _ in outs]
+        assert len({(n, h) for n, h, _ in lines}) == 1 and lines[0][0] == "10000", lines    # the same arrays everywhere
+        assert len({i for _, _, i in lines}) == 1, lines                  # built once: every process read the same cache folder
+        assert len([q for q in (tmp_path / f"cache{round_}").iterdir() if q.is_dir()]) == 1      # one cache folder
+        assert [q for q in (tmp_path / f"cache{round_}").iterdir() if ".partial" in q.name] == []    # no leftovers

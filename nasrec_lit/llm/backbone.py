@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..core import Config, param, NasrecError, cache_root, progress
+from ..core import Config, param, NasrecError, cache_root, progress, build_lock
 
 # %% auto #0
 __all__ = ['SMOLLM2_GGUF', 'CHATML_TEMPLATE', 'Messages', 'PAIRWISE_SYSTEM', 'POINTWISE_SYSTEM', 'smollm2_path', 'resolve_source',
@@ -54,10 +54,15 @@ def _gguf_cache_dir(gguf: Path) -> Path:
 # %% ../../nbs/20_llm.ipynb #bd486c9e
 def convert_gguf(gguf: Path, verbose: bool = True) -> Path:
     "De-quantise a GGUF checkpoint once into a safetensors directory in the cache; return that directory."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from safetensors.torch import save_model
     out = _gguf_cache_dir(gguf)
     if (out/"model.safetensors").exists(): return out
+    with build_lock(out):                     # processes started at once: one converts, the others wait and read it
+        if (out/"model.safetensors").exists(): return out
+        return _convert_gguf(gguf, out, verbose)
+
+def _convert_gguf(gguf: Path, out: Path, verbose: bool) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors.torch import save_model
     t0 = time.time()
     if verbose: print(f"converting {gguf.name} to safetensors (once) -> {out}")
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
