@@ -577,8 +577,9 @@ def sum_export(snapshots: Path = typer.Option(..., help="snapshot directory (wit
 def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LATEST), e.g. runs/sum_movielens/snapshots"),
           features: Path = typer.Option(..., help="users' current features (.npz written by `sum train`)"),
           store: str = typer.Option("sqlite:runs/soap.db", help="sqlite:PATH | redis://HOST:PORT/DB"),
-          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000), batch: int = typer.Option(64, help="users per recompute"),
-          poll_s: float = typer.Option(1.0, help="seconds between checks for a new snapshot")):
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000, min=1, max=65535),
+          batch: int = typer.Option(64, min=1, help="users per recompute"),
+          poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot")):
     "Serve SUM embeddings asynchronously (SOAP): read stored versions now, recompute with the newest snapshot in the background."
     import uvicorn
     from nasrec_lit.usermodel.soap import make_app

@@ -57,6 +57,11 @@ def test_bad_records_and_specs(tmp_path):
     with pytest.raises(ValueError, match=r"\[K, D\]"): S.pack(np.zeros(4), 1, 0.0)
     with pytest.raises(Exception, match="sqlite:PATH or redis://"): S.open_store("postgres://x")
     with pytest.raises(Exception, match="cannot connect"): S.RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    # a path SQLite cannot open is a one-line error naming it (a sqlite3.OperationalError traceback before 2026-12-01)
+    (tmp_path/"ro").mkdir(); (tmp_path/"ro"/"x.db").mkdir()
+    with pytest.raises(S.NasrecError, match=r"sqlite store .*x.db: cannot open"): S.open_store(f"sqlite:{tmp_path/'ro'/'x.db'}")
+    (tmp_path/"file").write_text("")
+    with pytest.raises(S.NasrecError, match="cannot create its folder"): S.open_store(f"sqlite:{tmp_path/'file'/'sub'/'x.db'}")
 
 
 WRITER = textwrap.dedent('''
@@ -156,6 +161,17 @@ def test_http_async_path_and_snapshot_pickup(served):
         if v0 + 1 in r["versions"]: break
         time.sleep(0.1)
     assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
+
+
+def test_service_settings_are_checked(served, tmp_path):
+    "batch 0 or a poll interval of 0 (a busy loop) is refused by make_app and by `serve`'s options, as is a port out of range."
+    _, d, _ = served
+    for kw, word in ((dict(batch=0), "batch"), (dict(poll_s=0), "poll_s"), (dict(max_batch=0), "max_batch")):
+        with pytest.raises(S.ConfigError, match=word): S.make_app(d/"snap", d/"f.npz", f"sqlite:{tmp_path/'s.db'}", **kw)
+    exe = Path(sys.executable).with_name("nasrec-lit")
+    for opt, val in (("--port", "99999"), ("--batch", "0"), ("--poll-s", "0")):
+        r = subprocess.run([str(exe), "serve", "--snapshots", str(d/"snap"), "--features", str(d/"f.npz"), opt, val], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "Invalid value" in r.stderr, (opt, r.returncode, r.stderr[-300:])
 
 
 def test_a_store_outage_is_503_and_the_service_recovers(served):

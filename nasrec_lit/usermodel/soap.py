@@ -11,7 +11,7 @@ from typing import Optional, Protocol, Sequence
 import numpy as np
 import torch
 
-from ..core import NasrecError
+from ..core import NasrecError, ConfigError
 from .sum import load_user_tower, latest_version, tower_embed
 
 # %% auto #0
@@ -47,12 +47,15 @@ class SQLiteStore:
     def __init__(self, path, keep: int = 3):
         self.path, self.keep = str(path), keep
         self.name = f"sqlite store {self.path}"
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try: Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise NasrecError(f"{self.name}: cannot create its folder ({e})") from None
         self._local = threading.local()
-        c = self._conn()
-        c.execute("PRAGMA journal_mode=WAL")
-        c.execute("CREATE TABLE IF NOT EXISTS emb (user INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, rec BLOB NOT NULL)")
-        c.execute("CREATE INDEX IF NOT EXISTS emb_user ON emb(user, seq)"); c.commit()
+        try:
+            c = self._conn()
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("CREATE TABLE IF NOT EXISTS emb (user INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, rec BLOB NOT NULL)")
+            c.execute("CREATE INDEX IF NOT EXISTS emb_user ON emb(user, seq)"); c.commit()
+        except sqlite3.Error as e: raise NasrecError(f"{self.name}: cannot open ({e})") from None
     def _conn(self):
         c = getattr(self._local, "c", None)
         if c is None:
@@ -207,6 +210,9 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
     from contextlib import asynccontextmanager
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
+    for k, v, lo in (("batch", batch, 1), ("max_batch", max_batch, 1), ("max_body", max_body, 1), ("workers", workers, 1)):
+        if v < lo: raise ConfigError(f"make_app {k}: {v} must be >= {lo}")
+    if not poll_s > 0: raise ConfigError(f"make_app poll_s: {poll_s} must be > 0 (seconds between checks for a new snapshot)")
     feats = features if isinstance(features, UserFeatures) else UserFeatures(features)
     st_ = store if not isinstance(store, str) else open_store(store)
     state = SOAPState(snapshots, feats, st_, batch, poll_s)
