@@ -312,7 +312,7 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
               steps: int = typer.Option(20_000, help="random-policy transitions to collect"), seed: int = typer.Option(0),
               k: int = typer.Option(2, help="steps within which an action may move a feature"),
               horizon: int = typer.Option(30, help="steps of reward in the return-to-go"), gamma: float = typer.Option(0.9),
-              discretize: Optional[int] = typer.Option(None, help="wrap a continuous action space into N levels per dimension"),
+              discretize: Optional[int] = typer.Option(None, min=2, help="wrap a continuous action space into N levels per dimension"),
               figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
     from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report, Transitions
@@ -329,6 +329,8 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
         source, name = make_env(env), env
         if discretize:
             import gymnasium as gym
+            if not isinstance(source.action_space, gym.spaces.Box):
+                fail(f"--discretize wraps continuous (Box) actions; {env}'s action space is {source.action_space}")
             source = gym.wrappers.DiscretizeAction(source, bins=discretize)
     rep = check_mdp(source, cfg, name=name)
     rows = [dict(feature=r.feature, importance=float(r.importance), probe_floor=float(r.probe_floor), predictive=str(bool(r.predictive)),

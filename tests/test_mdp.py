@@ -174,3 +174,18 @@ def test_a_reward_without_signal_is_named_as_such():
     r = check_mdp(tr, MDPCheckConfig(seed=0))
     assert not r.valid and "the reward carries no signal in these 2000 transitions" in r.verdict and f"is {-(1 - 0.9 ** 30) / 0.1:.4g})" in r.verdict, r.verdict
     assert not r.table.predictive.any()
+
+
+def test_cli_discretize_wraps_continuous_actions_only():
+    """`--discretize N` makes Pendulum's torque N levels; on a discrete action space it is a one-line error (a TypeError
+    traceback from gymnasium before 2026-12-01), and N < 2 is refused by the option."""
+    import subprocess, sys
+    from pathlib import Path
+    cli = [str(Path(sys.executable).with_name("nasrec-lit")), "mdp-check"]
+    r = subprocess.run(cli + ["Pendulum-v1", "--discretize", "3", "--steps", "2000"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "verdict:" in r.stdout, r.stderr[-500:]
+    r = subprocess.run(cli + ["CartPole-v1", "--discretize", "3"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--discretize wraps continuous (Box) actions; CartPole-v1's action space is Discrete(2)" in r.stderr, r.stderr[-500:]
+    assert "Traceback" not in r.stderr
+    r = subprocess.run(cli + ["Pendulum-v1", "--discretize", "1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Invalid value for '--discretize'" in r.stderr
