@@ -458,6 +458,7 @@ def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o |
     from nasrec_lit.llm.crosseval import (read_score_table, crosseval_table_path, weakest_link, weakest_link_counts,
                                           summary_line, per_model_breakdown, plot_weakest_link)
     path = crosseval_table_path(table_) if table_ in ("gpt4o", "claude") else Path(table_); figure = _figure_path(figure)
+    if not path.exists(): fail(f"--table {table_}: no such file, and not a shipped table (gpt4o, claude)")
     t = read_score_table(path); wl = weakest_link(t, delta)
     pm = per_model_breakdown(t, wl).reset_index().rename(columns={"index": "model"})
     console.print(table(pm.to_dict("records"), title=f"{path.name}: per model (Δ={delta})", floatfmt="{:.2f}"))

@@ -145,6 +145,8 @@ def test_cli_weakest_link_lines(tmp_path):
     t.to_csv(tmp_path/"mine.csv", index=False)
     r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", str(tmp_path/"mine.csv")])
     assert r.output.strip().splitlines()[-1] == "qualifying=1 below_both=0 closer_weaker=0 closer_stronger=1 above_both=0"
+    r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", "gpt4"])          # a table name misspelt
+    assert r.exit_code == 2 and "--table gpt4: no such file, and not a shipped table (gpt4o, claude)" in r.output, r.output
     for bad in ("-1.0", "nan"):       # below 0 equal components qualified, and the class of such a pair is meaningless
         r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--delta", bad])
         assert r.exit_code == 2 and f"delta: {bad} is not >= 0" in r.output and "qualifying" not in r.output, r.output
