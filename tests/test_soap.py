@@ -60,6 +60,10 @@ def test_bad_records_and_specs(tmp_path):
     # a path SQLite cannot open is a one-line error naming it (a sqlite3.OperationalError traceback before 2026-12-01)
     (tmp_path/"ro").mkdir(); (tmp_path/"ro"/"x.db").mkdir()
     with pytest.raises(S.NasrecError, match=r"sqlite store .*x.db: cannot open"): S.open_store(f"sqlite:{tmp_path/'ro'/'x.db'}")
+    st = S.open_store(f"sqlite:{tmp_path/'gone.db'}")                  # a database that cannot be used now: StoreUnavailable (503)
+    import sqlite3; con = sqlite3.connect(str(tmp_path/"gone.db")); con.execute("DROP TABLE emb"); con.commit(); con.close()
+    for call in (lambda: st.recent(1), st.count, lambda: st.push(1, np.zeros((2, 4)), 1)):
+        with pytest.raises(S.StoreUnavailable, match=r"sqlite store .*gone.db: no such table"): call()
     (tmp_path/"file").write_text("")
     with pytest.raises(S.NasrecError, match="cannot create its folder"): S.open_store(f"sqlite:{tmp_path/'file'/'sub'/'x.db'}")
 

@@ -62,11 +62,11 @@ class SQLiteStore:
             c = sqlite3.connect(self.path, timeout=30, check_same_thread=False); c.execute("PRAGMA synchronous=NORMAL")
             self._local.c = c
         return c
-    def _down(self, e):
-        return StoreUnavailable(f"{self.name}: {e}")
-    def push_many(self, items):
-        try: self._push_many(items)
-        except sqlite3.OperationalError as e: raise self._down(e) from None
+    def _do(self, fn, *args):
+        "Run one database call; a database that cannot be used now (locked, gone) is StoreUnavailable."
+        try: return fn(*args)
+        except sqlite3.OperationalError as e: raise StoreUnavailable(f"{self.name}: {e}") from None
+    def push_many(self, items): self._do(self._push_many, items)
     def _push_many(self, items):
         c = self._conn(); now = time.time()
         with c:                                                   # one transaction
@@ -76,12 +76,9 @@ class SQLiteStore:
                           (int(user), int(user), self.keep))
     def push(self, user, emb, version, ts=None): self.push_many([(user, emb, version, ts)])
     def recent(self, user, n=3):
-        try: rows = self._conn().execute("SELECT rec FROM emb WHERE user = ? ORDER BY seq DESC LIMIT ?", (int(user), n)).fetchall()
-        except sqlite3.OperationalError as e: raise self._down(e) from None
+        rows = self._do(lambda: self._conn().execute("SELECT rec FROM emb WHERE user = ? ORDER BY seq DESC LIMIT ?", (int(user), n)).fetchall())
         return [unpack(r[0]) for r in rows]
-    def count(self):
-        try: return self._conn().execute("SELECT COUNT(DISTINCT user) FROM emb").fetchone()[0]
-        except sqlite3.OperationalError as e: raise self._down(e) from None
+    def count(self): return self._do(lambda: self._conn().execute("SELECT COUNT(DISTINCT user) FROM emb").fetchone()[0])
     def close(self):
         c = getattr(self._local, "c", None)
         if c is not None: c.close(); self._local.c = None
