@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .core import NasrecError, ConfigError, RunDir, seed_everything, is_rank_zero
+from .core import NasrecError, ConfigError, RunDir, run_path, seed_everything, is_rank_zero
 from .data import load_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
@@ -225,11 +225,11 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     if resume is not None:
         if not holds_search(resume):
             fail(f"--resume: {resume} holds no search (no search.json, trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
-        folder = RunDir(Path(resume).name, root=Path(resume).parent, config=config, resume=True).path   # other settings: refused, naming the field
+        folder = RunDir.at(resume, config=config, resume=True).path   # other settings: refused, naming the field
     else:   # a folder of that name that already holds a search is continued only with its own settings, never overwritten
-        path = runs_dir/(name or f"search-{d.source}-{space}-s{seed}")
+        path = run_path(runs_dir, name or f"search-{d.source}-{space}-s{seed}")   # the folder RunDir makes of the name ("my run" → my-run)
         cont = holds_search(path)
-        folder = RunDir(path.name, root=runs_dir, config=config, resume=cont).path
+        folder = RunDir.at(path, config=config, resume=cont).path
     res = nasrec_search(d, sp, sn_cfg, cfg, folder, splits=splits, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
@@ -278,7 +278,7 @@ def retrain(search_dir: Path = typer.Argument(..., help="a finished search's run
     # one folder per data reading and split, so that a retraining on other tables never replaces another's result
     other = {k: v for k, v in dict(opts.to_dict(), stratified=stratified).items() if v != dict(DataOptions().to_dict(), stratified=False)[k]}
     tag = "-d" + hashlib.sha256(json.dumps(other, sort_keys=True).encode()).hexdigest()[:8] if other else ""
-    folder = runs_dir/(name or f"retrain-{Path(search_dir).resolve().name}-{d.source}{tag}-s{cfg.seed}")
+    folder = run_path(runs_dir, name or f"retrain-{Path(search_dir).resolve().name}-{d.source}{tag}-s{cfg.seed}")
     res = retrain_searched(search_dir, d, folder, splits=splits, resume=resume, seed=cfg.seed)
     rows = [dict(name="NASRec (retrained)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
     rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, resume, title=f"{data}: retrained searched model vs baselines (test)")
@@ -390,7 +390,7 @@ def critic_generate(data: str = _CRM_OPTS["data"], n_train: Optional[int] = _CRM
     bb = load_backbone(backbone)
     train = split_pairs(load_preferences(cfg.data), cfg.test_frac, cfg.seed)[0]
     train = train[:cfg.n_train] if cfg.n_train else train
-    run = RunDir(run_dir.name, run_dir.parent)
+    run = RunDir.at(run_dir)
     cache = GenCache(run.path/"generations.jsonl"); before = len(cache)
     g = GenConfig(max_new_tokens=cfg.critique_tokens, temperature=cfg.temperature, batch_size=cfg.gen_batch,
                   max_prompt_tokens=cfg.rm.max_len, seed=cfg.seed)
@@ -424,7 +424,7 @@ def critic_train(data: str = _CRM_OPTS["data"], second_test: str = _CRM_OPTS["se
     cfg = _critic_cfg(data, second_test, n_train, n_test, n_second_test, n_critiques, critique_tokens, m, epochs, max_len,
                       lora_layers, seed, cpu).replace(arms=arms.split(","))
     bb = load_backbone(backbone)
-    out = run_critic_rm(cfg, bb, RunDir(run_dir.name, run_dir.parent), echo=lambda *a: console.print(*a, highlight=False),
+    out = run_critic_rm(cfg, bb, RunDir.at(run_dir), echo=lambda *a: console.print(*a, highlight=False),
                         checkpoint_minutes=checkpoint_minutes)
     _critic_report(out, run_dir)
 

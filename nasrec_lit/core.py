@@ -14,9 +14,9 @@ import yaml
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
-           'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'pin_settings',
-           'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress', 'log_step_now',
-           'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
+           'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'run_path',
+           'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress',
+           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -192,6 +192,12 @@ def write_json(path, obj, indent=2):
 # %% ../nbs/00_core.ipynb #505fc026
 def _slug(name: str) -> str: return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
 
+def run_path(root, name: str) -> Path:
+    """The folder `RunDir(name, root)` uses: `root/<name>` with the name reduced to letters, digits, `_`, `.` and `-`
+    (each other run of characters becomes one `-`: `"my run"` → `my-run`, `"a/b"` → `a-b`). Code that builds a run
+    name and also reads the folder itself asks here, so that both find the same folder."""
+    return Path(root)/_slug(name)
+
 def _plain(config) -> dict:
     "A config as the plain JSON-like dict that `config.yaml` holds."
     return json.loads(json.dumps(config.to_dict() if isinstance(config, Config) else dict(config), default=_jsonable))
@@ -240,10 +246,11 @@ class RunDir:
     `fresh=True` (without `resume`) starts a new run that replaces an earlier one of the same name: that run's
     `result.json`, `metrics.jsonl` and `checkpoints/` are removed before `config.yaml` is rewritten, so that nothing
     of it can later be read back, or resumed, as the new run's.
-    In a distributed run only rank 0 writes (the other ranks' writes are no-ops)."""
+    In a distributed run only rank 0 writes (the other ranks' writes are no-ops).
+    The folder is `run_path(root, name)`; `RunDir.at(folder)` opens a folder the user named exactly as given."""
     def __init__(self, name: str, root="runs", config: Optional[Config | dict] = None, exist_ok: bool = True, resume: bool = False,
-                 fresh: bool = False):
-        self.name = _slug(name); self.path = Path(root)/self.name
+                 fresh: bool = False, exact: bool = False):
+        self.path = Path(root)/name if exact else run_path(root, name); self.name = self.path.name
         if self.path.exists() and not exist_ok: raise NasrecError(f"run directory {self.path} already exists")
         if fresh and not resume and is_rank_zero() and self.path.is_dir():
             import shutil
@@ -256,6 +263,14 @@ class RunDir:
             if diff: raise ConfigError(f"{self.path/'config.yaml'}: {diff[0]} is {diff[1]!r} there and {diff[2]!r} now; resume with the run's own settings or use another run name")
         if is_rank_zero(): (self.path/"figures").mkdir(parents=True, exist_ok=True)
         if config is not None: self.save_config(config)
+
+    @classmethod
+    def at(cls, folder, **kw) -> "RunDir":
+        """The run directory at `folder` exactly as given (a `--run-dir` or `--resume` path the user typed, spaces and all):
+        unlike a run *name*, a path is not reduced, so the command's own later reads and writes find the same folder."""
+        folder = Path(folder)
+        if folder.name in ("", ".", ".."): folder = folder.resolve()
+        return cls(folder.name, folder.parent, exact=True, **kw)
 
     def save_config(self, config):
         if is_rank_zero(): write_text_atomic(self.path/"config.yaml", yaml.safe_dump(_plain(config), sort_keys=False))

@@ -273,3 +273,28 @@ def test_retrain_a_searched_architecture_on_other_tables(tmp_path):
     assert r.returncode == 2 and "searched on dense_names" in r.stderr and "frappe data has []" in r.stderr, r.stderr[-2000:]
     r = run("retrain", str(tmp_path), "--data", f"criteo:{p}")
     assert r.returncode == 2 and "not a finished search (no export/model.pt or search.json)" in r.stderr, r.stderr[-2000:]
+
+
+def test_run_names_with_spaces_and_folders_the_user_names(tmp_path):
+    """A run *name* is reduced to a folder name (`--name "my run"` → `my-run`) and every later read uses that folder:
+    before, `search --name "my run"` checked `my run/` for an earlier search, found none, and overwrote `my-run/config.yaml`
+    before the search refused the other settings; `retrain --name "my retrain"` trained into `my-retrain/`, then failed
+    reading `my retrain/leaderboard.json`. A folder the user *names* (`--resume`) is opened as given, spaces and all."""
+    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    run = lambda *a: subprocess.run([CLI, *a], env=env, capture_output=True, text=True)
+    search = lambda budget, *more: run("search", "--data", "synthetic", "--space", "small", "--budget", budget, "--blocks", "1",
+                                       "--supernet-epochs", "1", "--top-k", "1", "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), *more)
+    r = search("3", "--name", "my run"); assert r.returncode == 0, r.stderr[-2000:]
+    folder = tmp_path / "my-run"; config = (folder / "config.yaml").read_text()
+    assert "run: " + str(folder) in r.stdout.replace("\n", ""), r.stdout[-500:]
+    r = search("5", "--name", "my run")                              # other settings, same name: refused, nothing overwritten
+    assert r.returncode == 2 and "search.budget is 3 there and 5 now" in r.stderr, r.stderr[-2000:]
+    assert (folder / "config.yaml").read_text() == config
+    r = run("retrain", str(folder), "--data", "synthetic", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "my retrain")
+    assert r.returncode == 0, r.stderr[-2000:]
+    board = json.loads((tmp_path / "my-retrain" / "leaderboard.json").read_text())
+    assert {x["name"] for x in board} >= {"NASRec (retrained)", "base rate"} and not (tmp_path / "my retrain").exists()
+    moved = tmp_path / "kept searches" / "first one"; moved.parent.mkdir(); folder.rename(moved)
+    r = search("3", "--resume", str(moved))                          # a folder the user names: continued where it is
+    assert r.returncode == 0 and "searched model vs baselines" in r.stdout, r.stderr[-2000:]
+    assert not (tmp_path / "kept searches" / "first-one").exists() and (moved / "config.yaml").read_text() == config

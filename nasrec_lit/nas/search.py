@@ -309,7 +309,7 @@ def retrain_searched(search_folder, data: CTRData, folder, splits=None, resume: 
     tc, optim = scratch_protocol(cfg, seed)
     tc = tc.replace(checkpoints=True)
     folder = Path(folder)
-    run = RunDir(folder.name, folder.parent, config=dict(search=str(Path(search_folder).resolve()), arch=arch.to_dict(), space=space.to_dict(),
+    run = RunDir.at(folder, config=dict(search=str(Path(search_folder).resolve()), arch=arch.to_dict(), space=space.to_dict(),
                                                          train=tc.to_dict(), optim=optim.to_dict()), resume=resume, fresh=not resume)
     tie_to_data(run, data, resume)
     if resume and (run.path/"result.json").exists(): return run.read_result()
