@@ -152,7 +152,10 @@ def build_lock(folder: Path):
     that start on a cold cache at once (two trainings, the ranks of a DDP run) then wait for it and read what it
     built, instead of building it side by side and deleting each other's files."""
     from filelock import FileLock
-    folder = Path(folder); folder.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    try: folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:   # e.g. $NASREC_LIT_CACHE names a file, or a place that cannot hold folders
+        raise NasrecError(f"cache folder {folder.parent}: cannot create it ({e.strerror}); set NASREC_LIT_CACHE to a writable folder") from None
     return FileLock(str(folder) + ".lock")
 
 def project_data_dirs() -> list:
