@@ -18,7 +18,8 @@ import lightning as L
 
 from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, log_step_now, LeanHooks, pin_settings, is_rank_zero
 from .core import _plain, _first_difference, ADDED_LATER
-from .data import CTRData, CTRDataModule, ArrayLoader, split_indices
+from .data import CTRData, split_indices
+from .loaders import CTRDataModule, ArrayLoader
 from .blocks import (FeatureEmbedding, LinearTerm, MLP, DotInteraction, FMInteraction, CrossNetV2,
                                SelfAttentionInteraction, ctr_metrics, count_params, flops_per_sample)
 

@@ -238,10 +238,17 @@ def pin_settings(path, settings: dict, what: str = "run"):
     else:
         path.parent.mkdir(parents=True, exist_ok=True); write_json(path, new)
 
+_RANK_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")   # where Lightning reads a process's rank, in its order
+
 def is_rank_zero() -> bool:
-    "False in the other processes of a distributed (DDP) run: they compute, rank 0 writes the files."
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-    return getattr(rank_zero_only, "rank", 0) == 0
+    """False in the other processes of a distributed (DDP) run: they compute, rank 0 writes the files. The rank is
+    Lightning's (`rank_zero_only.rank`, which a strategy sets); before Lightning is imported, it is read from the
+    launcher's environment as Lightning reads it, so that a command that never trains does not import Lightning
+    (about five seconds here) just to ask."""
+    rz = sys.modules.get("lightning_utilities.core.rank_zero")
+    if rz is not None and hasattr(rz.rank_zero_only, "rank"): return rz.rank_zero_only.rank == 0
+    rank = next((os.environ[k] for k in _RANK_KEYS if os.environ.get(k) is not None), "0")
+    return int(rank) == 0
 
 class RunDir:
     """A run directory `root/<name>/` with config, metrics, figures and `result.json`. `resume=True` continues a run

@@ -22,8 +22,7 @@ __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READE
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
            'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_tables', 'read_movielens',
            'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices',
-           'time_split', 'ArrayLoader', 'StatefulDataModule', 'CTRDataModule', 'rng_state', 'set_rng_state',
-           'ReplayLoader']
+           'time_split']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -1018,173 +1017,12 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
 
-# %% ../nbs/01_data.ipynb #ddd11b1e
-import torch
-import lightning as L
-from collections.abc import Mapping
+# %% ../nbs/01_data.ipynb #13b02a4c
+_LOADER_NAMES = ("ArrayLoader", "StatefulDataModule", "CTRDataModule", "rng_state", "set_rng_state", "ReplayLoader")
 
-class ArrayLoader:
-    """Yields dict batches {'dense','sparse','label'} as tensors sliced from the arrays of `data` at `indices`
-    (`data` may also be a mapping {name: array} of equally long arrays: the batches then have those keys; how the
-    user-model methods use it).
-    Stateful: `state_dict()` says which epoch is in progress and how many of its batches were consumed, and
-    `load_state_dict()` makes the next iteration continue from there (Lightning saves and restores this state in its
-    checkpoints, so a resumed run sees the batches an uninterrupted one would, mid-epoch included).
-    Distributed (DDP): with `world_size` > 1 each epoch's order is split across the ranks like torch's
-    `DistributedSampler` (padded with its first rows to a multiple of `world_size`; rank r takes every
-    `world_size`-th row from r), so every rank runs the same number of batches on its own rows."""
-    def __init__(self, data: CTRData | Mapping, indices=None, batch_size: int = 1024, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1):
-        self.data, self.batch_size, self.shuffle, self.seed, self.drop_last = data, int(batch_size), shuffle, seed, drop_last
-        if not 0 <= rank < world_size: raise ConfigError(f"ArrayLoader: rank={rank} is outside 0..{world_size - 1}")
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.arrays = dict(data) if isinstance(data, Mapping) else {"dense": data.dense, "sparse": data.sparse, "label": data.label}
-        if not self.arrays: raise ConfigError("ArrayLoader: no arrays to load")
-        n = {k: len(a) for k, a in self.arrays.items()}
-        if len(set(n.values())) > 1: raise ConfigError(f"ArrayLoader: the arrays differ in length ({n})")
-        self._memmap = any(isinstance(a, np.memmap) for a in self.arrays.values())
-        self.indices = np.arange(next(iter(n.values()))) if indices is None else np.asarray(indices)
-        self.epoch, self._start = 0, 0            # where the next iteration starts: epoch, batches of it to skip
-        self._pos = None                          # [epoch, batches consumed] of the iteration in progress
-        self._contig = indices is None and not shuffle and world_size == 1
-    def __len__(self):
-        n = -(-len(self.indices) // self.world_size)          # this rank's rows
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-    def order(self, epoch: int) -> np.ndarray:
-        """Row indices in the order epoch `epoch` (0-based) visits them on this rank: a fresh permutation of `indices`
-        each epoch when shuffling (the same on every rank), then this rank's share."""
-        idx = self.indices[np.random.default_rng(self.seed + epoch).permutation(len(self.indices))] if self.shuffle else self.indices
-        if self.world_size == 1: return idx
-        pad = -len(idx) % self.world_size
-        return np.concatenate([idx, idx[:pad]])[self.rank::self.world_size]
-    def _signature(self) -> dict: return dict(rows=len(self.indices), batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, world_size=self.world_size)
-    def state_dict(self, position=None) -> dict:
-        """{'epoch', 'batches'} of the iteration in progress (else of the next one) and the loader's settings. A batch
-        counts as consumed once it is handed out: Lightning does not prefetch from a loader with a length, so that is
-        exactly the steps completed when a checkpoint is saved. `position` (epoch, batches) reports another position
-        (for wrappers that hand out groups of batches)."""
-        e, b = position if position is not None else self._pos if self._pos is not None else (self.epoch, self._start)
-        if b >= len(self): e, b = e + 1, 0                # an epoch handed out in full: the next one starts
-        return dict(epoch=int(e), batches=int(b), **self._signature())
-    def load_state_dict(self, state: dict):
-        "Continue from `state` (from `state_dict()` of a loader with the same rows, batch size, shuffling and seed)."
-        for k, v in self._signature().items():
-            if state.get(k, v) != v: raise NasrecError(f"ArrayLoader.load_state_dict: the saved state has {k}={state[k]!r}, this loader {k}={v!r}")
-        if not 0 <= state["batches"] <= len(self): raise NasrecError(f"ArrayLoader.load_state_dict: batches={state['batches']} is outside 0..{len(self)}")
-        self.epoch, self._start, self._pos = int(state["epoch"]), int(state["batches"]), None
-    @property
-    def next_start(self) -> tuple:
-        "(epoch, batch) where the next iteration will start."
-        return self.epoch, self._start
-    def __iter__(self):
-        # claimed at the first batch, not at `iter()` (Lightning calls `iter()` once just to check a loader is iterable);
-        # a new iteration takes over the state: an older unfinished one no longer moves it
-        pos = self._pos = [self.epoch, self._start]
-        self.epoch, self._start = self.epoch + 1, 0
-        idx = self.order(pos[0])
-        for s in range(pos[1] * self.batch_size, len(idx), self.batch_size):
-            if self.drop_last and s + self.batch_size > len(idx): break
-            if self._contig:                        # a view of the arrays, copied when read-only (a memory map): torch wants writable arrays
-                sl = slice(s, s + self.batch_size)
-                def take(a): v = np.asarray(a[sl]); return v if v.flags.writeable else v.copy()
-            elif self._memmap:   # gather in file order (locality), return in the requested order
-                bi = idx[s:s + self.batch_size]; o = np.argsort(bi, kind="stable"); inv = np.empty_like(o); inv[o] = np.arange(len(o))
-                srt = bi[o]; take = lambda a: a[srt][inv]
-            else:
-                b = idx[s:s + self.batch_size]; take = lambda a: a[b]
-            batch = {k: torch.from_numpy(np.ascontiguousarray(take(a))) for k, a in self.arrays.items()}
-            pos[1] += 1
-            yield batch
-        if self._pos is pos: self._pos = None
-
-class StatefulDataModule(L.LightningDataModule):
-    """A DataModule whose training loader is stateful (an `ArrayLoader` or a `ReplayLoader`, built by `make_train_loader()`). Its
-    `state_dict()` (saved in every Lightning checkpoint) is that loader's position, which a resumed run's training
-    loader starts from: the resumed run sees the batches of an uninterrupted one, whether it stopped mid-epoch or
-    between epochs. `rank_args()`: this rank's share of the rows under DDP."""
-    _train = None; _train_state = None
-    def make_train_loader(self): raise NotImplementedError
-    def rank_args(self) -> dict:
-        t = self.trainer
-        return dict(rank=t.global_rank if t is not None else 0, world_size=t.world_size if t is not None else 1)
-    def train_dataloader(self):
-        self._train = self.make_train_loader()
-        if self._train_state is not None: self._train.load_state_dict(self._train_state); self._train_state = None   # applied once: it belongs to the resumed fit
-        return self._train
-    # Lightning restores a loader's own state only when it resumes mid-epoch, and only if nothing (such as
-    # `trainer.estimated_stepping_batches`) asked for the loader before the restore; the DataModule's state is
-    # restored before anything asks for a loader, in both cases
-    def state_dict(self) -> dict: return {} if self._train is None else {"train_loader": self._train.state_dict()}
-    def load_state_dict(self, state: dict): self._train_state = state.get("train_loader")
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        "A batch already on `device` (CPU training) is passed through, skipping Lightning's generic walk over it."
-        if all(v.device == device for v in batch.values()): return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
-class CTRDataModule(StatefulDataModule):
-    """Train/val/test loaders over one `CTRData` and three index arrays; resumable (see `StatefulDataModule`)."""
-    def __init__(self, data: CTRData, splits=None, batch_size: int = 1024, eval_batch_size: int = 8192, seed: int = 2024, in_memory: bool = True):
-        super().__init__()
-        if in_memory and isinstance(data.sparse, np.memmap) and len(data) * (data.n_sparse * 8 + data.n_dense * 4) < 2 << 30:
-            data = dataclasses.replace(data, dense=np.array(data.dense), sparse=np.array(data.sparse), label=np.array(data.label))
-        self.data, self.batch_size, self.eval_batch_size, self.seed = data, batch_size, eval_batch_size, seed
-        self.splits = splits if splits is not None else split_indices(len(data), seed=seed)
-        empty = [k for k, s in zip(("train", "validation", "test"), self.splits) if len(s) == 0]
-        if empty:   # else a crash deep in Lightning, or NaN metrics printed as results
-            raise DataError(f"{data.source}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
-                            f"({len(data)} rows split {'/'.join(str(len(s)) for s in self.splits)}); give more rows")
-    def make_train_loader(self):
-        "The training loader: shuffled each epoch, and this rank's share of it under DDP (evaluation loaders: every row on every rank)."
-        return ArrayLoader(self.data, self.splits[0], self.batch_size, shuffle=True, seed=self.seed, **self.rank_args())
-    def val_dataloader(self): return ArrayLoader(self.data, self.splits[1], self.eval_batch_size)
-    def test_dataloader(self): return ArrayLoader(self.data, self.splits[2], self.eval_batch_size)
-    def predict_dataloader(self): return self.test_dataloader()
-
-# %% ../nbs/01_data.ipynb #7988cacf
-def rng_state() -> dict:
-    "The global torch RNG states (CPU, and CUDA once initialised): what shuffling and dropout draw from."
-    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None}
-
-def set_rng_state(state: dict):
-    torch.set_rng_state(state["cpu"])
-    if state.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
-
-class ReplayLoader:
-    """A torch `DataLoader` whose order comes from the global RNG (its default shuffling) made exactly resumable.
-    For data that are not arrays (variable-length token sequences, say), where `ArrayLoader` does not apply.
-    `state_dict()` holds the epoch, the batches handed out, the global RNG state when the epoch's iteration began,
-    and the state now; after `load_state_dict()`, the next iteration replays the epoch's draws from the first state,
-    skips the batches already consumed and restores the second. A resumed run thus sees the batches and random
-    numbers (dropout included) of an uninterrupted one, and an uninterrupted run draws exactly what the bare loader
-    draws under Lightning."""
-    def __init__(self, loader):
-        self.loader, self.epoch = loader, 0
-        self._pos = None          # [epoch, batches handed out, RNG state at the epoch's start] of the iteration in progress
-        self._restore = None      # a loaded state, claimed by the first iteration that hands out a batch
-    def __len__(self): return len(self.loader)
-    def state_dict(self) -> dict:
-        e, b, start = self._pos if self._pos is not None else (self.epoch, 0, None)
-        if b >= len(self): e, b, start = e + 1, 0, None               # an epoch handed out in full: the next one starts afresh
-        return dict(epoch=int(e), batches=int(b), epoch_rng=start, rng=rng_state(), batch_size=self.loader.batch_size, rows=len(self.loader.dataset))
-    def load_state_dict(self, state: dict):
-        for k in ("batch_size", "rows"):
-            mine = self.loader.batch_size if k == "batch_size" else len(self.loader.dataset)
-            if state.get(k, mine) != mine: raise NasrecError(f"ReplayLoader.load_state_dict: the saved state has {k}={state[k]!r}, this loader {k}={mine!r}")
-        self._restore, self.epoch, self._pos = state, int(state["epoch"]), None
-    def __iter__(self):
-        # lazy, as a loader's own iterator is not: Lightning calls `iter()` once on a loader that is not a DataLoader just
-        # to check it, and that probe must not draw from the RNG (nor claim a loaded state)
-        st = self._restore
-        if st is not None: set_rng_state(st["epoch_rng"] if st["epoch_rng"] is not None else st["rng"])
-        start = rng_state(); it = iter(self.loader)
-        skip = st["batches"] if st is not None and st["epoch_rng"] is not None else 0
-        for _ in range(skip): next(it)
-        if skip: set_rng_state(st["rng"])
-        pos = None
-        for batch in it:
-            if pos is None:                                            # the first batch: this iteration is the epoch
-                if self._restore is st: self._restore = None
-                pos = self._pos = [self.epoch, skip, start]; self.epoch += 1
-            pos[1] += 1
-            yield batch
-
+def __getattr__(name: str):
+    "`nasrec_lit.data.ArrayLoader` and the other loader names resolve here too; they live in `nasrec_lit.loaders`."
+    if name in _LOADER_NAMES:
+        from nasrec_lit import loaders
+        return getattr(loaders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import lightning as L
 
 from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints
-from ..data import ReplayLoader, StatefulDataModule
+from ..loaders import ReplayLoader, StatefulDataModule
 from .backbone import (Backbone, GenConfig, GenCache, cached_generate, LoraSpec, add_lora, chat_text, generate, choice_probs,
                                      parse_score, pairwise_judge, pointwise_judge, pointwise_scores)
 from .preference import PrefPair

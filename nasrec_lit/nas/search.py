@@ -156,7 +156,8 @@ import shutil
 from datetime import timedelta
 import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError
-from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig, ArrayLoader
+from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig
+from ..loaders import ArrayLoader
 from ..blocks import flops_per_sample, count_params
 from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, leaderboard, tie_to_data, MODELS, REFERENCES
 from .space import SpaceConfig, NASRecNet

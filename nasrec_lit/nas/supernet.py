@@ -17,7 +17,8 @@ import torch.nn.functional as F
 import lightning as L
 
 from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, progress, log_step_now, LeanHooks, interval_checkpoint
-from ..data import CTRData, ArrayLoader, CTRDataModule
+from ..data import CTRData
+from ..loaders import ArrayLoader, CTRDataModule
 from ..blocks import logloss, auc
 from .space import SpaceConfig, SearchSpace, Arch, Block, ChoiceBlock, Stem
 

@@ -19,7 +19,8 @@ import lightning as L
 
 from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, closed_on_failure, LeanHooks, fit_resuming, last_checkpoints
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
-from ..data import CTRData, ArrayLoader, StatefulDataModule, movielens_tables
+from ..data import CTRData, movielens_tables
+from ..loaders import ArrayLoader, StatefulDataModule
 
 # %% auto #0
 __all__ = ['ML_GENRES', 'DOWNSTREAM_ML', 'DOWNSTREAM_BEAUTY', 'UserData', 'movielens_user_data', 'beauty_user_data', 'SUMConfig',
