@@ -69,7 +69,8 @@ def main():
     torch.set_num_threads(os.cpu_count() or 1)
     if a.precision == "auto":
         a.precision = "bf16-mixed" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
-    from nasrec_lit.data import load_data, split_indices, ArrayLoader
+    from nasrec_lit.data import load_data, split_indices
+    from nasrec_lit.loaders import ArrayLoader
     from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
     from nasrec_lit.blocks import ctr_metrics
     data = load_data(a.data); tr, va, te = split_indices(data, seed=a.seed)

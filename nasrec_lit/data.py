@@ -1016,13 +1016,3 @@ def time_split(timestamps, ratios=(0.8, 0.1, 0.1)):
     order = np.argsort(np.asarray(timestamps), kind="stable"); n = len(order)
     c1 = int(n * ratios[0]); c2 = c1 + int(n * ratios[1])
     return order[:c1], order[c1:c2], order[c2:]
-
-# %% ../nbs/01_data.ipynb #13b02a4c
-_LOADER_NAMES = ("ArrayLoader", "StatefulDataModule", "CTRDataModule", "rng_state", "set_rng_state", "ReplayLoader")
-
-def __getattr__(name: str):
-    "`nasrec_lit.data.ArrayLoader` and the other loader names resolve here too; they live in `nasrec_lit.loaders`."
-    if name in _LOADER_NAMES:
-        from nasrec_lit import loaders
-        return getattr(loaders, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

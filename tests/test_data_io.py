@@ -144,7 +144,7 @@ def test_too_few_rows_for_the_splits(tmp_path):
     p = tmp_path / "few.txt"; p.write_text("\n".join(_line(label=str(i % 2)) for i in range(5)) + "\n")
     r = subprocess.run(CLI + ["train", "--model", "fm", "--data", f"criteo:{p}", "--epochs", "1"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and "validation split is empty (5 rows split 4/0/1)" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    from nasrec_lit.data import CTRDataModule
+    from nasrec_lit.loaders import CTRDataModule
     with pytest.raises(DataError, match="validation and test splits are empty"): CTRDataModule(make_synthetic(SyntheticConfig(rows=10)), splits=(np.arange(10), [], []))
 
 
