@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #aa524be9
 from __future__ import annotations
-import json, math, os, sys, time
+import json, math, os, shlex, sys, time
 from datetime import timedelta
 from pathlib import Path
 from typing import Optional
@@ -442,7 +442,7 @@ def _critic_report(out, run_dir: Path):
 def critic_eval(run_dir: Path = _CRM_OPTS["run_dir"]):
     "Print the results table and write the figure of a finished (or partial) run."
     p = run_dir/"result.json"
-    if not p.exists(): fail(f"{p}: no results yet (run `nasrec-lit critic-rm train --run-dir {run_dir}`)")
+    if not p.exists(): fail(f"{p}: no results yet (run `nasrec-lit critic-rm train --run-dir {shlex.quote(str(run_dir))}`)")
     _critic_report(json.loads(p.read_text()), run_dir)
 
 # %% ../nbs/90_cli.ipynb #9cadc3e3

@@ -202,7 +202,7 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     from typer.testing import CliRunner
     from nasrec_lit.cli import app
     tiny_dir = str(tmp_path/"tiny"); B.tiny_llama_dir(tiny_dir)
-    run = tmp_path/"crm"
+    run = tmp_path/"crm run"                # a folder the user names is used as given (before: a RunDir in crm-run, the figure in "crm run")
     args = ["critic-rm", "train", "--backbone", tiny_dir, "--n-train", "4", "--n-test", "4", "--second-test", "none",
             "--arms", "standard_rm,judge_pairwise", "--epochs", "1", "--max-len", "256", "--run-dir", str(run), "--checkpoint-minutes", "0"]
     r = CliRunner().invoke(app, args)
@@ -221,7 +221,8 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     r = CliRunner().invoke(app, ["critic-rm", "generate", "--backbone", tiny_dir, "--n-train", "2", "--n-critiques", "2",
                                  "--critique-tokens", "8", "--run-dir", str(run)])
     assert r.exit_code == 0 and "forced_score" in r.output, r.output
-    r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(tmp_path/"nothing")]); assert r.exit_code == 2
+    r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(tmp_path/"no thing")])
+    assert r.exit_code == 2 and f"critic-rm train --run-dir '{tmp_path/'no thing'}'" in r.output, r.output   # a command that can be pasted
     r = CliRunner().invoke(app, ["crosseval", "judge", "--data", "pandalm", "--limit", "4", "--backbone", tiny_dir])
     assert r.exit_code == 0 and "pairwise" in r.output, r.output
     r = CliRunner().invoke(app, ["critic-rm", "train", "--data", "jsonl:/nonexistent.jsonl", "--backbone", tiny_dir, "--run-dir", str(run)])
