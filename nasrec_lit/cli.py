@@ -315,9 +315,9 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
               discretize: Optional[int] = typer.Option(None, min=2, help="wrap a continuous action space into N levels per dimension"),
               figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
-    from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report, Transitions
     if (env is None) == (transitions is None): fail("give an environment (ENV) or logged transitions (--transitions PATH), not both or neither")
     if transitions is not None and discretize: fail("--discretize wraps an environment's actions; logged transitions carry their own")
+    from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report, Transitions   # torch: after the checks that need none
     figure = _figure_path(figure)                 # before the run: a bad path must not cost it
     cfg = MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma)
     if transitions is not None:
@@ -584,9 +584,9 @@ def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LAT
           batch: int = typer.Option(64, min=1, help="users per recompute"),
           poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot")):
     "Serve SUM embeddings asynchronously (SOAP): read stored versions now, recompute with the newest snapshot in the background."
+    if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")   # before the imports (torch: seconds)
     import uvicorn
     from nasrec_lit.usermodel.soap import make_app
-    if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")
     uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s), host=host, port=port, log_level="warning")
 
 # %% ../nbs/90_cli.ipynb #db835623

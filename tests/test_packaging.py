@@ -57,7 +57,7 @@ def test_cli_version_matches_the_package_metadata():
 
 
 def test_the_command_line_starts_without_torch_or_lightning(tmp_path):
-    """`nasrec-lit --help`, `data inspect` and a bad-option error answer without importing torch or Lightning (Lightning's
+    """`nasrec-lit --help`, `data inspect` and one-line errors (bad data, no feature file, neither env nor log) answer without importing torch or Lightning (Lightning's
     import alone took ~5 s here: it pulls in torchmetrics, transformers and scipy.signal; `--help` took 6.7 s, now ~0.5 s).
     The loaders live in `nasrec_lit.loaders`, a layer above `nasrec_lit.data`. The rank a command prints
     under is read from the launcher's environment, as Lightning reads it, until Lightning is imported."""
@@ -67,7 +67,8 @@ def test_the_command_line_starts_without_torch_or_lightning(tmp_path):
             "try: main()\n"
             f"except SystemExit as e: print('exit', e.code, {heavy}, file=sys.stderr)\n")
     env = dict(os.environ, NASREC_LIT_PROGRESS="0", NASREC_LIT_CACHE=str(tmp_path / "cache"))
-    for args, rc in ((["--help"], 0), (["data", "inspect", "--data", "synthetic"], 0), (["data", "prepare", "--data", "nope"], 2)):
+    for args, rc in ((["--help"], 0), (["data", "inspect", "--data", "synthetic"], 0), (["data", "prepare", "--data", "nope"], 2),
+                     (["serve", "--snapshots", str(tmp_path), "--features", str(tmp_path / "none.npz")], 2), (["mdp-check"], 2)):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
         assert r.stderr.strip().splitlines()[-1] == f"exit {rc} []", (args, r.stdout[-500:], r.stderr[-2000:])
     r = subprocess.run([sys.executable, "-c", "import sys; from nasrec_lit.core import is_rank_zero; "
