@@ -896,6 +896,7 @@ def read_movielens(folder, opts: DataOptions = None) -> CTRData:
     import pandas as pd
     opts = opts or DataOptions()
     df, users, items, (n_bad, first_bad) = movielens_tables(folder, opts.skip_bad_rows)
+    if opts.max_rows is not None: df = df.iloc[:opts.max_rows]           # the first N interactions of ml-100k.inter, in file order
     df = df.merge(users, on="user_id", how="left", indicator="_u").merge(items, on="item_id", how="left", indicator="_i")
     t = pd.to_datetime(df["timestamp"], unit="s")
     cols = dict(user_id=df["user_id"], item_id=df["item_id"], age=df["age"], gender=df["gender"], occupation=df["occupation"],
@@ -985,7 +986,10 @@ def load_data(spec: str, opts: DataOptions = None, synthetic: SyntheticConfig = 
     "Read a data source given as 'SOURCE[:PATH]' into the common schema."
     opts = opts or DataOptions()
     source, paths = parse_data_spec(spec)
-    if source == "synthetic": return make_synthetic(synthetic)
+    if source == "synthetic":          # generated, not read: reading options would be silently ignored
+        given = [k for k, v in opts.to_dict().items() if v != DataOptions().to_dict()[k]]
+        if given: raise DataError(f"synthetic data are generated, not read: the data options {given} do not apply (its size and teacher are SyntheticConfig's fields)")
+        return make_synthetic(synthetic)
     if source == "movielens": return read_movielens(paths[0], opts)
     return read_delimited(paths, FORMATS[source], opts, use_cache=use_cache)
 
