@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .core import NasrecError, ConfigError, RunDir, run_path, seed_everything, is_rank_zero
-from .data import load_data, DataOptions, SyntheticConfig, SOURCES
+from .data import load_data, parse_data_spec, check_files, FORMATS, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'guarded',
@@ -109,6 +109,13 @@ def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None, hash_siz
 
 DATA_HELP = f"SOURCE[:PATH]; SOURCE in {list(SOURCES)}; PATH defaults to the file in ../shared/data"
 
+def _data_first(data: str, opts: DataOptions) -> DataOptions:
+    """`--data` (its source, and its files where they are delimited text) and the data options, checked before the models'
+    modules are imported (torch and Lightning: ~6 s), so a typo in either is answered at once; returns `opts`."""
+    source, paths = parse_data_spec(data)
+    if source in FORMATS: check_files(paths)
+    return opts
+
 # %% ../nbs/90_cli.ipynb #fa2c5a29
 @data_app.command("inspect")
 @guarded
@@ -163,6 +170,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
     "Train one baseline (or `all`) on a data set and print test logloss/AUC/NE, FLOPs and params."
+    opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     from nasrec_lit.baselines import MODELS, OptimConfig, TrainConfig, leaderboard, check_trainer_settings
     models = list(MODELS) if model == "all" else [m.strip() for m in model.split(",")]
     bad = [m for m in models if m not in MODELS]
@@ -171,7 +179,7 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
                       accelerator=accelerator, devices=devices, strategy=strategy, steps_per_call=steps_per_call, checkpoint_minutes=checkpoint_minutes,
                       precision=precision, output_bias=output_bias)
     optim = OptimConfig(optimizer=optimizer, lr=lr, emb_l2=emb_l2); check_trainer_settings(cfg)   # before the data is read
-    d = load_data(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
+    d = load_data(data, opts)
     df, fig, _ = leaderboard(d, models, cfg, optim, root=runs_dir, name=name, tuned=tuned, resume=resume)
     summary = RunDir(f"{name or d.source}-leaderboard-s{seed}", root=runs_dir, config=dict(models=models, train=cfg.to_dict(), optim=optim.to_dict(), data=data))
     figpath = summary.save_figure(fig, "leaderboard"); summary.write_result(dict(leaderboard=df.to_dict(orient="records")))
@@ -197,6 +205,7 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
            stratified: bool = typer.Option(False, help="stratified 8:1:1 split by label (NASRec's) instead of random; seed 2024 either way"),
            runs_dir: Path = typer.Option(Path("runs")), name: Optional[str] = typer.Option(None)):
     "NASRec: train the supernet, search, retrain the best from scratch, and compare with the baselines."
+    opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
     from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search
@@ -212,7 +221,6 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **given(top_k=top_k, final_epochs=final_epochs))
-    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes)
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
     # data options and the split, recorded only where they differ from the defaults, so that a folder from before
     # they were options (default data, random split) still resumes
@@ -268,11 +276,11 @@ def retrain(search_dir: Path = typer.Argument(..., help="a finished search's run
             name: Optional[str] = typer.Option(None, help="run folder name (default: retrain-<search>-<source>[-d<hash of the data options and split>]-s<seed>)")):
     "Retrain a searched architecture from scratch on data read with other options (e.g. per-field tables), beside the baselines."
     import hashlib
+    opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     from nasrec_lit.nas.search import load_search, retrain_searched
     from nasrec_lit.data import split_indices
     _, _, cfg, _ = load_search(search_dir)                     # not a finished search: refused before the data is read
     cfg = cfg.replace(seed=cfg.seed if seed is None else seed)
-    opts = _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes)
     d = load_data(data, opts)
     splits = split_indices(d, seed=2024, stratify=stratified)
     # one folder per data reading and split, so that a retraining on other tables never replaces another's result
@@ -317,6 +325,10 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
     if (env is None) == (transitions is None): fail("give an environment (ENV) or logged transitions (--transitions PATH), not both or neither")
     if transitions is not None and discretize: fail("--discretize wraps an environment's actions; logged transitions carry their own")
+    if env is not None and ":" not in env and not env.startswith("nasrec_lit/"):   # a plain gymnasium id: gymnasium alone can say it is unknown
+        import gymnasium as gym
+        try: gym.spec(env)
+        except gym.error.Error as e: fail(f"unknown environment {env!r}: {e}")
     from nasrec_lit.rl.mdp import check_mdp, MDPCheckConfig, make_env, plot_report, Transitions   # torch: after the checks that need none
     figure = _figure_path(figure)                 # before the run: a bad path must not cost it
     cfg = MDPCheckConfig(steps=steps, seed=seed, k=k, horizon=horizon, gamma=gamma)
@@ -585,6 +597,10 @@ def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LAT
           poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot")):
     "Serve SUM embeddings asynchronously (SOAP): read stored versions now, recompute with the newest snapshot in the background."
     if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")   # before the imports (torch: seconds)
+    import socket
+    try:                                  # a port in use or an unknown host: one line now, not uvicorn's after the model loads
+        with socket.create_server((host, port)): pass
+    except OSError as e: fail(f"cannot listen on {host}:{port}: {(e.strerror or str(e)).split(' (while attempting')[0]}")
     import uvicorn
     from nasrec_lit.usermodel.soap import make_app
     uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s), host=host, port=port, log_level="warning")

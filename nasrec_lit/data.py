@@ -20,9 +20,9 @@ from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cach
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
            'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'hash_ids',
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
-           'convert_sparse', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_tables', 'read_movielens',
-           'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data', 'split_indices',
-           'time_split']
+           'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_tables',
+           'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data',
+           'split_indices', 'time_split']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -716,7 +716,8 @@ def _cache_dir(source: str, files: list, opts: DataOptions, extra=None) -> Path:
 
 _COMPRESSED = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}   # magic bytes
 
-def _check_files(files: list) -> list:
+def check_files(files: list) -> list:
+    "The files as Paths, each checked to exist, be a file, hold bytes and not be compressed (DataError naming it)."
     out = []
     for f in files:
         f = Path(f)
@@ -760,7 +761,7 @@ def _commit(partial: Path, final: Path, meta: dict, extras: Optional[dict] = Non
 def read_delimited(files: Sequence, fmt: DelimitedFormat, opts: DataOptions = None, use_cache: bool = True) -> CTRData:
     "Stream one or more files of a delimited format into the schema (cached)."
     opts = opts or DataOptions()
-    files = _check_files(list(files))
+    files = check_files(list(files))
     final = _cache_dir(fmt.name, files, opts)
     if not use_cache: return _build_delimited(files, fmt, opts, final, use_cache=False)
     if (final/"meta.json").exists():

@@ -57,7 +57,8 @@ def test_cli_version_matches_the_package_metadata():
 
 
 def test_the_command_line_starts_without_torch_or_lightning(tmp_path):
-    """`nasrec-lit --help`, `data inspect` and one-line errors (bad data, no feature file, neither env nor log) answer without importing torch or Lightning (Lightning's
+    """`nasrec-lit --help`, `data inspect` and one-line errors (bad data, no feature file, neither env nor log, an unknown gymnasium id; `train`, `search`
+    and `retrain` with a bad `--data` or data option: ~7 s before 2026-12-01; `serve` on a port in use) answer without importing torch or Lightning (Lightning's
     import alone took ~5 s here: it pulls in torchmetrics, transformers and scipy.signal; `--help` took 6.7 s, now ~0.5 s).
     The loaders live in `nasrec_lit.loaders`, a layer above `nasrec_lit.data`. The rank a command prints
     under is read from the launcher's environment, as Lightning reads it, until Lightning is imported."""
@@ -67,10 +68,21 @@ def test_the_command_line_starts_without_torch_or_lightning(tmp_path):
             "try: main()\n"
             f"except SystemExit as e: print('exit', e.code, {heavy}, file=sys.stderr)\n")
     env = dict(os.environ, NASREC_LIT_PROGRESS="0", NASREC_LIT_CACHE=str(tmp_path / "cache"))
+    import socket
+    taken = socket.create_server(("127.0.0.1", 0)); port = taken.getsockname()[1]      # `serve` on a port in use
+    (tmp_path / "features.npz").write_bytes(b"")
     for args, rc in ((["--help"], 0), (["data", "inspect", "--data", "synthetic"], 0), (["data", "prepare", "--data", "nope"], 2),
-                     (["serve", "--snapshots", str(tmp_path), "--features", str(tmp_path / "none.npz")], 2), (["mdp-check"], 2)):
+                     (["serve", "--snapshots", str(tmp_path), "--features", str(tmp_path / "none.npz")], 2), (["mdp-check"], 2),
+                     (["mdp-check", "CartPol-v1"], 2), (["train", "--data", "nope"], 2), (["search", "--data", "criteo:/nope.txt"], 2),
+                     (["retrain", str(tmp_path), "--data", "frappe", "--encoding", "x"], 2), (["train", "--max-rows", "0"], 2),
+                     (["serve", "--snapshots", str(tmp_path), "--features", str(tmp_path / "features.npz"), "--port", str(port)], 2)):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
         assert r.stderr.strip().splitlines()[-1] == f"exit {rc} []", (args, r.stdout[-500:], r.stderr[-2000:])
+        if args[-1] == "CartPol-v1":   # an unknown gymnasium id: gymnasium's own suggestion, before torch (was ~9 s)
+            assert "error: unknown environment 'CartPol-v1': Environment `CartPol` doesn't exist. Did you mean: `CartPole`?" in r.stderr, r.stderr
+        if "--port" in args:   # was uvicorn's own line (exit 3) after torch and the app had loaded
+            assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in r.stderr, r.stderr
+    taken.close()
     r = subprocess.run([sys.executable, "-c", "import sys; from nasrec_lit.core import is_rank_zero; "
                         "assert not is_rank_zero() and 'lightning' not in sys.modules, 'rank before Lightning'; "
                         "from nasrec_lit.loaders import ArrayLoader; assert 'lightning' in sys.modules; "

@@ -106,10 +106,12 @@ def test_resume_of_a_folder_without_a_search_fails_clearly(tmp_path):
 @pytest.mark.parametrize("option,field", [("--blocks", "SpaceConfig.num_blocks"), ("--top-k", "SearchConfig.top_k"),
                                           ("--supernet-epochs", "SupernetConfig.epochs"), ("--final-epochs", "SearchConfig.final_epochs")])
 def test_zero_is_refused_not_replaced_by_the_default(tmp_path, option, field):
-    "Before 2026-11-30 `--blocks 0` (and the others) ran a search with the scale's default; the check comes before any data is read."
-    r = subprocess.run([CLI, "search", "--data", f"criteo:{tmp_path}/not-there.txt", option, "0", "--runs-dir", str(tmp_path)],
+    """Before 2026-11-30 `--blocks 0` (and the others) ran a search with the scale's default; the check comes before any data is
+    read (the file exists, as the cheap first check of `--data` wants, but is no Criteo file: reading it would be another error)."""
+    (tmp_path / "not-criteo.txt").write_text("a\tb\n")
+    r = subprocess.run([CLI, "search", "--data", f"criteo:{tmp_path}/not-criteo.txt", option, "0", "--runs-dir", str(tmp_path / "runs")],
                        capture_output=True, text=True, env=dict(os.environ, WANDB_MODE="disabled"))
-    assert r.returncode == 2 and f"{field}: 0 must be >= 1" in r.stderr and not list(tmp_path.iterdir()), r.stderr
+    assert r.returncode == 2 and f"{field}: 0 must be >= 1" in r.stderr and not (tmp_path / "runs").exists(), r.stderr
 
 
 def test_compare_with_baselines_is_like_for_like_and_resumes(tmp_path):

@@ -217,9 +217,11 @@ def test_cli_train_and_help(tmp_path):
     assert runs["32-true"]["test_logloss"] != runs["bf16-mixed"]["test_logloss"]      # the products did run in bfloat16
     r = subprocess.run(cli + ["train", "--model", "fm", "--precision", "fp8", "--data", "synthetic"], capture_output=True, text=True)
     assert r.returncode == 2 and "precision" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    # settings Lightning rejects: one line naming them, before the data is read (were Lightning tracebacks from inside fit)
+    # settings Lightning rejects: one line naming them, before the data is read (were Lightning tracebacks from inside fit);
+    # the file exists (its path is checked first, cheaply) but is no Criteo file: reading it would be another error
+    (tmp_path / "not-criteo.txt").write_text("a\tb\n")
     for opt, val, word in [("--strategy", "nope", "invalid strategy name"), ("--devices", "abc", "devices='abc'"), ("--accelerator", "tpu", "accelerator='tpu'")]:
-        r = subprocess.run(cli + ["train", "--model", "fm", "--data", f"criteo:{tmp_path}/absent.txt", opt, val], capture_output=True, text=True)
+        r = subprocess.run(cli + ["train", "--model", "fm", "--data", f"criteo:{tmp_path}/not-criteo.txt", opt, val], capture_output=True, text=True)
         assert r.returncode == 2 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
