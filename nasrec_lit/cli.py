@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .core import NasrecError, ConfigError, RunDir, run_path, seed_everything, is_rank_zero
-from .data import load_data, parse_data_spec, check_files, FORMATS, DataOptions, SyntheticConfig, SOURCES
+from .data import load_data, check_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'guarded',
@@ -110,11 +110,9 @@ def _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows=None, hash_siz
 DATA_HELP = f"SOURCE[:PATH]; SOURCE in {list(SOURCES)}; PATH defaults to the file in ../shared/data"
 
 def _data_first(data: str, opts: DataOptions) -> DataOptions:
-    """`--data` (its source, and its files where they are delimited text) and the data options, checked before the models'
-    modules are imported (torch and Lightning: ~6 s), so a typo in either is answered at once; returns `opts`."""
-    source, paths = parse_data_spec(data)
-    if source in FORMATS: check_files(paths)
-    return opts
+    """`--data` (its source and files) and the data options, checked before the models' modules are imported (torch and
+    Lightning: ~6 s), so a typo in either is answered at once (`data.check_data`); returns `opts`."""
+    check_data(data, opts); return opts
 
 # %% ../nbs/90_cli.ipynb #fa2c5a29
 @data_app.command("inspect")

@@ -20,9 +20,9 @@ from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cach
 __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
            'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'hash_ids',
            'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
-           'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_tables',
-           'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'load_data',
-           'split_indices', 'time_split']
+           'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_files',
+           'movielens_tables', 'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss',
+           'parse_data_spec', 'check_data', 'load_data', 'split_indices', 'time_split']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -868,6 +868,12 @@ def _read_atomic(path: Path, required: Sequence[str], skip_bad_rows: bool = Fals
     if tbl.num_rows != len(lines): raise DataError(f"{path}: parsed {tbl.num_rows} rows where the line scan found {len(lines)}")
     return tbl, lines, bad
 
+def movielens_files(folder) -> list:
+    "MovieLens-100k's three atomic files in `folder` (`ml-100k.inter`, `.user`, `.item`), each checked as `check_files` does."
+    folder = Path(folder)
+    if not folder.is_dir(): raise DataError(f"{folder}: expected the folder holding ml-100k.inter/.user/.item")
+    return check_files([folder/f"ml-100k.{s}" for s in ("inter", "user", "item")])
+
 def movielens_tables(folder, skip_bad_rows: bool = False):
     """MovieLens-100k's RecBole atomic files (`ml-100k.inter`, `.user`, `.item`) in `folder`: (interactions, users,
     items) as pandas frames of strings (missing: None), the interactions' `rating` (float) and `timestamp` (int64)
@@ -875,8 +881,7 @@ def movielens_tables(folder, skip_bad_rows: bool = False):
     timestamp outside what a date can hold, stops with its line, unless `skip_bad_rows`. Shared by `read_movielens`
     and SUM's user-modeling reader, so both check the same way."""
     import pandas as pd
-    folder = Path(folder)
-    if not folder.is_dir(): raise DataError(f"{folder}: expected the folder holding ml-100k.inter/.user/.item")
+    folder = Path(folder); movielens_files(folder)
     need = dict(inter=("user_id", "item_id", "rating", "timestamp"), user=("user_id", "age", "gender", "occupation", "zip_code"),
                 item=("item_id", "release_year", "class"))
     (inter, lines, wrong), (users, _, _), (items, _, _) = (_read_atomic(folder/f"ml-100k.{s}", cols, skip_bad_rows) for s, cols in need.items())
@@ -983,14 +988,24 @@ def parse_data_spec(spec: str) -> tuple[str, list]:
     if root is None: raise DataError(f"no path given for {source} and no shared data folder found (set NASREC_LIT_DATA or use {source}:PATH)")
     return source, [root/p for p in DEFAULT_FILES[source]]
 
-def load_data(spec: str, opts: DataOptions = None, synthetic: SyntheticConfig = None, use_cache: bool = True) -> CTRData:
-    "Read a data source given as 'SOURCE[:PATH]' into the common schema."
+def check_data(spec: str, opts: DataOptions = None) -> tuple[str, list]:
+    """Check 'SOURCE[:PATH]' and its options without reading any data: the source, its files (present, plain text, not
+    empty; MovieLens: the folder and its three files) and that the options apply (synthetic data take none). (source,
+    paths), or a DataError naming what is wrong. `load_data` starts with it; the CLI calls it before importing torch."""
     opts = opts or DataOptions()
     source, paths = parse_data_spec(spec)
     if source == "synthetic":          # generated, not read: reading options would be silently ignored
         given = [k for k, v in opts.to_dict().items() if v != DataOptions().to_dict()[k]]
         if given: raise DataError(f"synthetic data are generated, not read: the data options {given} do not apply (its size and teacher are SyntheticConfig's fields)")
-        return make_synthetic(synthetic)
+    elif source == "movielens": movielens_files(paths[0])
+    else: paths = check_files(paths)
+    return source, paths
+
+def load_data(spec: str, opts: DataOptions = None, synthetic: SyntheticConfig = None, use_cache: bool = True) -> CTRData:
+    "Read a data source given as 'SOURCE[:PATH]' into the common schema."
+    opts = opts or DataOptions()
+    source, paths = check_data(spec, opts)
+    if source == "synthetic": return make_synthetic(synthetic)
     if source == "movielens": return read_movielens(paths[0], opts)
     return read_delimited(paths, FORMATS[source], opts, use_cache=use_cache)
 
