@@ -165,7 +165,10 @@ def test_ctrl_c_is_an_interrupt_and_the_run_resumes(tmp_path):
     cli = [str(Path(sys.executable).parent / "nasrec-lit"), "train", "--model", "lr,fm", "--data", "synthetic", "--epochs", "40",
            "--runs-dir", str(tmp_path)]
     env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
-    p = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child takes Ctrl-C even when pytest was started where SIGINT is ignored (a background job of a shell without job
+    # control: the child would inherit SIG_IGN, Python would keep it, and the run would finish as if never interrupted)
+    p = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = tmp_path / "synthetic-lr-s2024" / "checkpoints" / "last.ckpt"
     t0 = time.time()
     while not ckpt.exists():                                  # the first epoch of the first model has ended
