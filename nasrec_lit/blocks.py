@@ -157,12 +157,23 @@ def count_params(model: nn.Module, embeddings: bool = True) -> int:
     return sum(p.numel() for m in model.modules() for p in m.parameters(recurse=False)
                if embeddings or not isinstance(m, nn.Embedding))
 
+def _count_cpu_attention():
+    "Teach the counter the CPU attention kernel: torch registers the GPU ones only, so CPU attention counted 0 FLOPs."
+    from torch.utils import flop_counter as fc
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None and op not in fc.flop_registry:
+        fc.register_flop_formula(op)(lambda query, key, value, *a, out_shape=None, **k: fc.sdpa_flop_count(query, key, value))   # the counter passes shapes
+
 def flops_per_sample(model: nn.Module, batch: dict, batch_size: int = 64) -> float:
-    "Forward FLOPs per sample, counted by `torch.utils.flop_counter.FlopCounterMode` on a slice of `batch`."
+    """Forward FLOPs per sample, counted by `torch.utils.flop_counter.FlopCounterMode` on a slice of `batch`.
+    `nn.MultiheadAttention`'s inference fast path (one fused kernel the counter cannot see) is turned off while
+    counting, and the CPU attention kernel is registered, so attention and its projections are counted."""
     from torch.utils.flop_counter import FlopCounterMode
+    _count_cpu_attention()
     b = {k: v[:batch_size] for k, v in batch.items()}
     n = len(next(iter(b.values())))
-    was = model.training; model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as fc: model(b)
-    model.train(was)
+    was, fast = model.training, torch.backends.mha.get_fastpath_enabled(); model.eval(); torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc: model(b)
+    finally: model.train(was); torch.backends.mha.set_fastpath_enabled(fast)
     return fc.get_total_flops() / n

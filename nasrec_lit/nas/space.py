@@ -18,7 +18,7 @@ from ..blocks import FeatureEmbedding
 
 # %% auto #0
 __all__ = ['DENSE_OPS', 'SPARSE_OPS', 'SpaceConfig', 'Block', 'Arch', 'SearchSpace', 'masked_layernorm', 'ChoiceBlock', 'Stem',
-           'NASRecNet']
+           'NASRecNet', 'arch_cost']
 
 # %% ../../nbs/10_nas_space.ipynb #506c9b9f
 DENSE_OPS = {"full": ("fc", "gating", "sum", "dot"), "small": ("fc", "dot")}
@@ -194,6 +194,14 @@ class SearchSpace:
             for s in nb.sparse_in if reads_sparse_in else (): sparse_live[s] = True
         return Arch(arch.space, tuple(out))
 
+    def build(self, arch: Arch, schema: dict) -> "NASRecNet":
+        "The standalone network of `arch` for data of `schema` (`NASRecNet`: exact sizes, no supernet code)."
+        return NASRecNet(arch, schema, self.cfg)
+
+    def cost(self, arch: Arch, schema: dict) -> dict:
+        "Analytic FLOPs, parameters and embedding bytes of `arch` for `schema`, without building a network (`arch_cost`)."
+        return arch_cost(arch, schema, self.cfg)
+
     def log10_size(self) -> float:
         "log10 of the number of encodings (an upper bound: unused left/right inputs are counted too)."
         c = self.cfg; tot = 0.0
@@ -339,3 +347,40 @@ class NASRecNet(nn.Module):
             od, os_ = blk([dense[j] for j in srcs], [sparse[j] for j in srcs], b)
             dense.append(od); sparse.append(os_)
         return self.head(torch.cat([dense[-1], sparse[-1].flatten(1)], 1)).squeeze(-1)
+
+# %% ../../nbs/10_nas_space.ipynb #4e31e11e
+def _linear(i: int, o: int, rows: int = 1) -> tuple:
+    "(FLOPs, params) of `nn.Linear(i, o)` applied to `rows` vectors per sample."
+    return 2 * rows * i * o, i * o + o
+
+def arch_cost(arch: Arch, schema: dict, cfg: SpaceConfig) -> dict:
+    """{'flops', 'params', 'emb_bytes'} per sample of `NASRecNet(arch, schema, cfg)`, computed from `arch` alone:
+    forward FLOPs as `FlopCounterMode` counts them, non-embedding parameters, and embedding bytes read (float32)."""
+    E, M = cfg.emb_dim, cfg.merge_tokens
+    n_dense, n_sparse = len(schema["dense_names"]), len(schema["cardinalities"])
+    widths, tokens = [max(1, n_dense)], [n_sparse]
+    flops = params = 0
+    def add(fp): nonlocal flops, params; flops += fp[0]; params += fp[1]
+    for b in arch.blocks:
+        srcs = sorted(set(b.dense_in) | set(b.sparse_in) | {b.left, b.right})
+        din, tin, P = sum(widths[j] for j in srcs), sum(tokens[j] for j in srcs), max(widths[j] for j in srcs)
+        W, T = b.width, b.tokens
+        if b.dense_op == "fc": add(_linear(din, W))
+        elif b.dense_op == "gating": add(_linear(P, P)); add(_linear(P, W))
+        elif b.dense_op == "sum": add(_linear(P, W))
+        elif b.dense_op == "dot":
+            C = round(math.sqrt(2 * W)); pairs = C * (C + 1) // 2
+            add(_linear(din, E)); add(_linear(tin, C, rows=E)); flops += 2 * (C + 1) ** 2 * E; add(_linear(pairs, W))
+        params += 2 * W                                                   # the dense operator's LayerNorm
+        add(_linear(tin, T, rows=E))                                      # token projection (EFC, and the Transformer's input)
+        if b.sparse_op == "efc": params += 2 * E
+        elif b.sparse_op == "transformer":
+            add(_linear(E, 3 * E, rows=T)); add(_linear(E, E, rows=T))    # attention's in and out projections
+            flops += 4 * T * T * E                                        # scores and weighted values
+            add(_linear(E, E, rows=T)); add(_linear(E, E, rows=T))        # feed-forward
+            params += 4 * E                                               # two LayerNorms
+        d2s, s2d = _linear(W, M * E), _linear(E, W)
+        flops += d2s[0] + (s2d[0] if b.s2d else 0); params += d2s[1] + s2d[1]   # both mergers' weights exist
+        widths.append(W); tokens.append(T + M)
+    add(_linear(widths[-1] + tokens[-1] * E, 1))
+    return dict(flops=float(flops), params=int(params), emb_bytes=4 * E * n_sparse)
