@@ -14,6 +14,7 @@ lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 bench_requirements = cfg.get('bench_requirements', '').split()
+ray_requirements = cfg.get('ray_requirements', '').split()
 
 class BuildPyWithData(build_py):
     """The repository's data/ (the redistributable preference sets and CrossEval tables, with their licenses)
@@ -35,7 +36,7 @@ setuptools.setup(
     cmdclass={'build_py': BuildPyWithData},
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements, 'ray': ray_requirements},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -1,4 +1,4 @@
-"""NASRec (CPU scale) against every tuned baseline over several seeds, like for like (`nas.search.compare_with_baselines`).
+"""NASRec (CPU scale) against every tuned baseline over several seeds, like for like (`nas.nasrec.compare_with_baselines`).
 
 Every model, the searched one included, is finished with the same protocol (`baselines.fit_refit`): epoch
 count chosen on validation with early stopping, then a fresh model trained on train+validation, test metrics.
@@ -16,7 +16,7 @@ def main():
     ap.add_argument("--budget", type=int, default=120); ap.add_argument("--out", default="runs/nasrec-vs-baselines")
     a = ap.parse_args()
     from nasrec_lit.data import load_data
-    from nasrec_lit.nas.search import compare_with_baselines
+    from nasrec_lit.nas.nasrec import compare_with_baselines
     t0 = time.perf_counter()
     per_seed, summary = compare_with_baselines(load_data(a.data), a.out, seeds=[int(s) for s in a.seeds.split(",")], search_kw=dict(budget=a.budget))
     print(summary.round(4).to_string())

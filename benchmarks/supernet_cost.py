@@ -1,4 +1,4 @@
-"""Weight-sharing payoff and rank correlation on real Frappe data, in one run (`nas.search.rank_study`).
+"""Weight-sharing payoff and rank correlation on real Frappe data, in one run (`nas.nasrec.rank_study`).
 
 Trains the NASRec supernet (CPU configuration), scores N random candidates through it (with and without
 head-only fine-tuning), trains n of them from scratch with the search's own from-scratch protocol
@@ -32,7 +32,7 @@ def main():
     from nasrec_lit.data import load_data
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import cpu_supernet_config
-    from nasrec_lit.nas.search import rank_study, plot_rank_study
+    from nasrec_lit.nas.nasrec import rank_study, plot_rank_study
     data = load_data(a.data)
     sn_cfg = cpu_supernet_config(seed=a.seed, **json.loads(a.supernet))
     print(f"supernet config: {sn_cfg.to_dict()}")

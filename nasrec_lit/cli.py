@@ -4,10 +4,10 @@
 
 # %% ../nbs/90_cli.ipynb #aa524be9
 from __future__ import annotations
-import json, math, os, shlex, sys, time
+import inspect, json, math, os, shlex, sys, time
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -190,7 +190,12 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
 @guarded
 def search(space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
            budget: int = typer.Option(120, help="candidates scored through the supernet"),
-           scale: str = typer.Option("cpu", help="cpu | paper"), searcher: str = typer.Option("evolution", help="evolution | random"),
+           scale: str = typer.Option("cpu", help="cpu | paper"),
+           searcher: str = typer.Option("evolution", help="a registered searcher: evolution, random, ... (each is listed here with `search --help`)"),
+           objective: str = typer.Option("val_logloss", help="metrics minimised, comma-separated: 'val_logloss,flops' searches the Pareto front of both; '-name' maximises"),
+           constraint: List[str] = typer.Option([], help="an upper bound on a trial's metric or cost, e.g. 'flops<=2e6' (repeatable)"),
+           workers: int = typer.Option(1, min=1, help="trials evaluated at once (local processes; Ray tasks with --ray)"),
+           ray: Optional[str] = typer.Option(None, help="run trials on Ray: 'auto' (the cluster of RAY_ADDRESS, else a local one started for the run) or a cluster address"),
            blocks: Optional[int] = typer.Option(None, help="choice blocks (cpu: 4, paper: 7)"),
            supernet_epochs: Optional[int] = typer.Option(None), top_k: Optional[int] = typer.Option(None),
            final_epochs: Optional[int] = typer.Option(None), seed: int = typer.Option(0),
@@ -206,19 +211,20 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import SupernetConfig, cpu_supernet_config
-    from nasrec_lit.nas.search import SearchConfig, cpu_search_config, nasrec_search
+    from nasrec_lit.nas.nasrec import SearchConfig, cpu_search_config, nasrec_search
     from nasrec_lit.data import split_indices
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
     if scale == "cpu":
         sp = SpaceConfig.cpu(space=space, num_blocks=4 if blocks is None else blocks)
         sn_cfg = cpu_supernet_config(seed=seed, **given(epochs=supernet_epochs))
-        cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)),
-                                **given(top_k=top_k, final_epochs=final_epochs))
+        cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)), objective=objective,
+                                constraints=tuple(constraint), workers=workers, ray=ray, **given(top_k=top_k, final_epochs=final_epochs))
     else:
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
-        cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, **given(top_k=top_k, final_epochs=final_epochs))
+        cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, objective=objective, constraints=tuple(constraint), workers=workers,
+                           ray=ray, **given(top_k=top_k, final_epochs=final_epochs))
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
     # data options and the split, recorded only where they differ from the defaults, so that a folder from before
     # they were options (default data, random split) still resumes
@@ -240,14 +246,25 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
     rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, cont, title=f"{data}: searched model vs baselines (test)")
+    if "pareto_front" in res: _print_front(folder, cfg)
     console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
     return rows
+
+def _print_front(folder, cfg):
+    "The Pareto front of a search of several metrics: a table, its hypervolume, and `pareto.png` in the run folder."
+    from nasrec_lit.nas.search import TrialLedger, front_hypervolume, plot_pareto
+    recs, obj = TrialLedger(Path(folder)/"trials.jsonl").read(), cfg.objective_()
+    front, hv, ref = front_hypervolume(recs, obj)
+    console.print(table([dict(trial=r["trial"], key=r["key"], **{m: obj.lookup(r, m.lstrip("-")) for m in obj.metrics}) for r in front],
+                        title=f"Pareto front of {', '.join(obj.metrics)}: {len(front)} of {len(recs)} trials"))
+    plot_pareto(recs, obj, Path(folder)/"pareto.png")
+    console.print(f"hypervolume {hv:.6g} (reference point {ref}); figure: {Path(folder)/'pareto.png'}")
 
 def _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines: bool, resume: bool, title: str):
     """`rows` (the searched model's) and every baseline trained with the search's final protocol (epochs chosen on
     validation, refit on train+validation; run folders under `folder/baselines`), or only the reference rows (the base
     rate, and Bayes-optimal on synthetic data) on the same split; printed and written to `folder/leaderboard.json`."""
-    from nasrec_lit.nas.search import scratch_protocol
+    from nasrec_lit.nas.nasrec import scratch_protocol
     from nasrec_lit.baselines import leaderboard, reference_rows
     if baselines:
         df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=resume)
@@ -275,7 +292,7 @@ def retrain(search_dir: Path = typer.Argument(..., help="a finished search's run
     "Retrain a searched architecture from scratch on data read with other options (e.g. per-field tables), beside the baselines."
     import hashlib
     opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
-    from nasrec_lit.nas.search import load_search, retrain_searched
+    from nasrec_lit.nas.nasrec import load_search, retrain_searched
     from nasrec_lit.data import split_indices
     _, _, cfg, _ = load_search(search_dir)                     # not a finished search: refused before the data is read
     cfg = cfg.replace(seed=cfg.seed if seed is None else seed)
@@ -604,4 +621,13 @@ def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LAT
     uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s), host=host, port=port, log_level="warning")
 
 # %% ../nbs/90_cli.ipynb #db835623
-def main(): app()
+def _searcher_help():
+    "`search --help` lists the registered searchers with their one-line help (only then: the registry imports torch)."
+    from nasrec_lit.nas.search import searchers
+    opt = inspect.signature(search).parameters["searcher"].default
+    opt.help = "a registered searcher: " + "; ".join(f"{e.name}: {e.help.rstrip('.')}" for e in searchers().values())
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["search"] and any(a in ("--help", "-h") for a in args): _searcher_help()
+    app()

@@ -205,7 +205,7 @@ def _plain(config) -> dict:
     "A config as the plain JSON-like dict that `config.yaml` holds."
     return json.loads(json.dumps(config.to_dict() if isinstance(config, Config) else dict(config), default=_jsonable))
 
-RESUME_FREE = ("progress", "checkpoint_minutes")   # config fields a resumed run may change: they do not change what is computed
+RESUME_FREE = ("progress", "checkpoint_minutes", "workers", "ray")   # config fields a resumed run may change: they do not change what is computed
 
 ADDED_LATER: dict = {}
 """Settings added after run folders and checkpoints were first written, each with the value every earlier run had

@@ -119,7 +119,7 @@ def test_compare_with_baselines_is_like_for_like_and_resumes(tmp_path):
     os.environ.update(WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
     from nasrec_lit.data import make_synthetic, SyntheticConfig
     from nasrec_lit.nas.space import SpaceConfig
-    from nasrec_lit.nas.search import compare_with_baselines
+    from nasrec_lit.nas.nasrec import compare_with_baselines
     syn = make_synthetic(SyntheticConfig(rows=4000, n_dense=2, n_sparse=4, seed=0))
     kw = dict(space=SpaceConfig.cpu(num_blocks=2), sn_kw=dict(warmup_steps=5, epochs=1, batch_size=256, finetune_steps=5, finetune_batch=256),
               search_kw=dict(budget=6, population=4, tournament=2, children=2, generations=2, top_k=1, final_epochs=2, final_batch=512),
@@ -175,7 +175,7 @@ def test_a_search_folder_is_never_continued_with_other_settings(tmp_path):
     from nasrec_lit.data import make_synthetic, SyntheticConfig
     from nasrec_lit.nas.space import SpaceConfig
     from nasrec_lit.nas.supernet import cpu_supernet_config
-    from nasrec_lit.nas.search import nasrec_search, cpu_search_config
+    from nasrec_lit.nas.nasrec import nasrec_search, cpu_search_config
     syn = make_synthetic(SyntheticConfig(rows=3000, n_dense=2, n_sparse=4, seed=0))
     sp, sn = SpaceConfig.cpu(num_blocks=2), cpu_supernet_config(warmup_steps=5, epochs=1, batch_size=256, finetune_steps=5, finetune_batch=256)
     cfg = cpu_search_config(budget=4, population=2, tournament=2, children=2, generations=1, top_k=1, final_epochs=1, final_batch=512)
