@@ -1,4 +1,5 @@
-"""Weight-sharing payoff and rank correlation on real Frappe data, in one run (`nas.nasrec.rank_study`).
+"""Weight-sharing payoff and rank correlation, in one run (`nas.nasrec.rank_study`): real Frappe data by default,
+or `--data teacher`, labels from a network of the space itself (`nas.teacher`), where architecture matters.
 
 Trains the NASRec supernet (CPU configuration), scores N random candidates through it (with and without
 head-only fine-tuning), trains n of them from scratch with the search's own from-scratch protocol
@@ -42,6 +43,7 @@ def main():
           f"with fine-tuning {r['tau_ft']:.3f}, without {r['tau_noft']:.3f}")
     print(f"noise ceiling: tau between two from-scratch seeds {r['tau_ceiling']:.3f}; mean |seed difference| {r['seed_abs_diff']:.4f} "
           f"vs spread of subnet means {r['truth_range'][0]:.4f}-{r['truth_range'][1]:.4f}")
+    print(f"spread/noise: std of the subnets' mean log loss {r['truth_std']:.4f} / one run's seed noise {r['seed_noise_std']:.4f} = {r['spread_noise_ratio']:.1f}")
     print(f"per-candidate ratio {r['per_candidate_ratio']:.1f}x (scratch {r['scratch_seconds']:.1f}s vs score {r['score_seconds']:.2f}s); "
           f"search-level ratio for N={a.n}: {r['search_ratio']:.1f}x (supernet {r['supernet_seconds']:.0f}s)")
     print(f"extrapolated to 36,672,495 training rows (trainings scale with rows, scoring fixed): search-level ratio {r['search_ratio_36m']:.0f}x")

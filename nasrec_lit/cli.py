@@ -169,7 +169,8 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
           runs_dir: Path = typer.Option(Path("runs"), help="where run directories go"), name: Optional[str] = typer.Option(None)):
     "Train one baseline (or `all`) on a data set and print test logloss/AUC/NE, FLOPs and params."
     opts = _data_first(data, _opts(encoding, min_count, hash_size, skip_bad_rows, max_rows, hash_sizes))
-    from nasrec_lit.baselines import MODELS, OptimConfig, TrainConfig, leaderboard, check_trainer_settings
+    from nasrec_lit.baselines import MODELS, leaderboard
+    from nasrec_lit.engine import OptimConfig, TrainConfig, check_trainer_settings
     models = list(MODELS) if model == "all" else [m.strip() for m in model.split(",")]
     bad = [m for m in models if m not in MODELS]
     if bad: fail(f"--model: {bad} not in {list(MODELS)} or 'all'")

@@ -16,7 +16,8 @@ import yaml
 __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
            'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'run_path',
            'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress',
-           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'LeanHooks']
+           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint',
+           'resumable_fit', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -427,6 +428,29 @@ def interval_checkpoint(**kwargs):
         @property
         def state_key(self) -> str: return f"IntervalCheckpoint(save_last={self.save_last})"   # nor the folder: a moved run folder resumes too
     return IntervalCheckpoint(**kwargs)
+
+# %% ../nbs/00_core.ipynb #81512498
+def resumable_fit(module, datamodule, ckpt_dir=None, minutes: Optional[float] = 10.0, steps: Optional[int] = None, resume: bool = True,
+                  logger=False, own_logger: bool = True, callbacks=(), expected=(), **trainer_kw):
+    """Train `module` on `datamodule` with a Lightning `Trainer`, resumably; returns the trainer. With `ckpt_dir`,
+    `ckpt_dir/last.ckpt` is rewritten at every epoch's end and every `minutes` of training (`steps`: every so many
+    optimizer steps instead; `minutes=None`: epoch ends only), and with `resume` a call that finds it continues from it.
+    The trainer's defaults: progress bar as `NASREC_LIT_PROGRESS` says, no model summary, no sanity validation
+    (`trainer_kw` overrides them and adds any `L.Trainer` argument). `logger` is closed, marked failed, if training raises
+    (`own_logger=False`: the caller closes it). `expected`: warnings to silence (see `fit_resuming`)."""
+    import lightning as L
+    cbs, last = list(callbacks), None
+    if ckpt_dir is not None:
+        cbs += last_checkpoints(ckpt_dir, None if steps is not None else minutes)
+        if steps is not None:
+            cbs.append(interval_checkpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False, every_n_train_steps=int(steps)))
+        last = Path(ckpt_dir)/"last.ckpt"
+    kw = dict(enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = L.Trainer(logger=logger, callbacks=cbs, enable_checkpointing=last is not None, **{**kw, **trainer_kw})
+    ckpt = str(last) if resume and last is not None and last.exists() else None
+    with closed_on_failure(logger if own_logger else None):
+        fit_resuming(trainer, module, datamodule=datamodule, ckpt_path=ckpt, expected=expected)
+    return trainer
 
 # %% ../nbs/00_core.ipynb #af5309a4
 class LeanHooks:

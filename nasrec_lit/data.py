@@ -17,12 +17,12 @@ import pyarrow.csv as pacsv
 from .core import Config, param, NasrecError, ConfigError, shared_data_dir, cache_root, progress, build_lock
 
 # %% auto #0
-__all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'DEFAULT_FILES', 'FORMATS',
-           'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories', 'column_keys', 'hash_ids',
-           'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block', 'convert_dense',
-           'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from', 'movielens_files',
-           'movielens_tables', 'read_movielens', 'SyntheticConfig', 'make_synthetic', 'bayes_logloss',
-           'parse_data_spec', 'check_data', 'load_data', 'split_indices', 'time_split']
+__all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READER_VERSION', 'SOURCES', 'GENERATED',
+           'DEFAULT_FILES', 'FORMATS', 'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories',
+           'column_keys', 'hash_ids', 'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block',
+           'convert_dense', 'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from',
+           'movielens_files', 'movielens_tables', 'read_movielens', 'SyntheticConfig', 'make_synthetic',
+           'bayes_logloss', 'parse_data_spec', 'check_data', 'load_data', 'split_indices', 'time_split']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -965,7 +965,8 @@ def bayes_logloss(data: CTRData, idx=None) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 # %% ../nbs/01_data.ipynb #e1f3081b
-SOURCES = ("criteo", "avazu", "frappe", "movielens", "synthetic")
+SOURCES = ("criteo", "avazu", "frappe", "movielens", "synthetic", "teacher")
+GENERATED = {"synthetic": "SyntheticConfig", "teacher": "TeacherConfig"}   # sources drawn by a generator, not read from files
 DEFAULT_FILES = {"criteo": ["criteo/criteo_kaggle_train_head10k.txt"],
                  "avazu": ["avazu/avazu_head_train.txt", "avazu/avazu_head_test.txt"],
                  "frappe": ["frappe/frappe.validation.libfm", "frappe/frappe.test.libfm"],
@@ -977,8 +978,8 @@ def parse_data_spec(spec: str) -> tuple[str, list]:
     source, _, path = spec.partition(":")
     source = source.strip().lower()
     if source not in SOURCES: raise DataError(f"unknown data source {source!r}; choose one of {list(SOURCES)}")
-    if source == "synthetic":
-        if path.strip(): raise DataError(f"synthetic data are generated, not read: drop ':{path}' (its size and teacher are SyntheticConfig's fields)")
+    if source in GENERATED:
+        if path.strip(): raise DataError(f"{source} data are generated, not read: drop ':{path}' (its size and teacher are {GENERATED[source]}'s fields)")
         return source, []
     if path:
         paths = [Path(p).expanduser() for p in path.split(",") if p]
@@ -994,18 +995,23 @@ def check_data(spec: str, opts: DataOptions = None) -> tuple[str, list]:
     paths), or a DataError naming what is wrong. `load_data` starts with it; the CLI calls it before importing torch."""
     opts = opts or DataOptions()
     source, paths = parse_data_spec(spec)
-    if source == "synthetic":          # generated, not read: reading options would be silently ignored
+    if source in GENERATED:            # generated, not read: reading options would be silently ignored
         given = [k for k, v in opts.to_dict().items() if v != DataOptions().to_dict()[k]]
-        if given: raise DataError(f"synthetic data are generated, not read: the data options {given} do not apply (its size and teacher are SyntheticConfig's fields)")
+        if given: raise DataError(f"{source} data are generated, not read: the data options {given} do not apply (its size and teacher are {GENERATED[source]}'s fields)")
     elif source == "movielens": movielens_files(paths[0])
     else: paths = check_files(paths)
     return source, paths
 
-def load_data(spec: str, opts: DataOptions = None, synthetic: SyntheticConfig = None, use_cache: bool = True) -> CTRData:
-    "Read a data source given as 'SOURCE[:PATH]' into the common schema."
+def load_data(spec: str, opts: DataOptions = None, synthetic: SyntheticConfig = None, use_cache: bool = True, teacher=None) -> CTRData:
+    """Read a data source given as 'SOURCE[:PATH]' into the common schema. `synthetic` and `teacher` configure the two
+    generated sources. The teacher source draws its labels from a network of the NASRec space, so its generator lives
+    with the space (`nasrec_lit.nas.teacher`) and is looked up by name here, keeping this layer free of models."""
     opts = opts or DataOptions()
     source, paths = check_data(spec, opts)
     if source == "synthetic": return make_synthetic(synthetic)
+    if source == "teacher":
+        import importlib
+        return importlib.import_module("nasrec_lit.nas.teacher").teacher_data(teacher)
     if source == "movielens": return read_movielens(paths[0], opts)
     return read_delimited(paths, FORMATS[source], opts, use_cache=use_cache)
 

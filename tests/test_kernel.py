@@ -145,3 +145,38 @@ def test_a_registered_searcher_is_a_cli_choice_and_a_pareto_search_prints_its_fr
                                  (o["metrics"]["val_logloss"], o["cost"]["flops"]) != (f["val_logloss"], f["flops"]) for o in recs) for f in front)
     bad = subprocess.run(cmd[:-4] + ["--searcher", "nope", "--name", "x"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "'nope' is not one of" in bad.stderr, bad.stderr[-2000:]
+
+
+def _module_imports(path: Path, pkg: str) -> set:
+    "The nasrec_lit modules a file imports at its top level (function-level imports are a layer's lazy, deliberate exceptions)."
+    import ast
+    tree, out = ast.parse(path.read_text()), set()
+    parts = pkg.split(".")
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = parts[:len(parts) - (node.level - 1)]          # level 1: this package; 2: its parent
+                name = ".".join(base + ([node.module] if node.module else []))
+            else: name = node.module or ""
+            if name.startswith("nasrec_lit"): out.add(name)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("nasrec_lit")}
+    return out
+
+
+def test_the_import_graph_runs_downward():
+    """DESIGN.md §3: the search kernel imports only `core` and the space; the training engine sits below every model
+    family, so nothing that trains imports the baselines at module level."""
+    root = Path(__file__).parent.parent / "nasrec_lit"
+    mods = {}
+    for p in root.rglob("*.py"):
+        if p.name.startswith("_"): continue
+        rel = p.relative_to(root.parent).with_suffix("")
+        mods[".".join(rel.parts)] = _module_imports(p, ".".join(rel.parts[:-1]))
+    assert mods["nasrec_lit.nas.search"] <= {"nasrec_lit.core", "nasrec_lit.nas.space"}, mods["nasrec_lit.nas.search"]
+    assert not {m for m in mods["nasrec_lit.engine"] if m.startswith(("nasrec_lit.baselines", "nasrec_lit.nas", "nasrec_lit.usermodel", "nasrec_lit.llm"))}
+    users = {m for m, imps in mods.items() if "nasrec_lit.baselines" in imps}
+    assert users <= {"nasrec_lit.cli"}, users
+    order = ["nasrec_lit.core", "nasrec_lit.data", "nasrec_lit.loaders", "nasrec_lit.blocks", "nasrec_lit.engine", "nasrec_lit.baselines"]
+    for k, m in enumerate(order):                  # the spine: each layer imports only layers below it
+        assert mods[m] <= set(order[:k]), (m, mods[m] - set(order[:k]))

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints
+from ..core import Config, param, NasrecError, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, progress, quiet_lightning, seed_everything, LeanHooks, fit_resuming, last_checkpoints, resumable_fit
 from ..loaders import ReplayLoader, StatefulDataModule
 from .backbone import (Backbone, GenConfig, GenCache, cached_generate, LoraSpec, add_lora, chat_text, generate, choice_probs,
                                      parse_score, pairwise_judge, pointwise_judge, pointwise_scores)
@@ -296,13 +296,9 @@ def train_reward_model(bb: Backbone, examples: list, cfg: RMConfig, critique: bo
     dm = _RMData(examples, cfg.batch_size, bb.tokenizer.pad_token_id)
     model.total_steps = cfg.epochs * -(-len(examples) // cfg.batch_size)
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
-    callbacks, last = list(callbacks), None
-    if run is not None: callbacks += last_checkpoints(run.path/"checkpoints", checkpoint_minutes); last = run.path/"checkpoints"/"last.ckpt"
-    tr = L.Trainer(max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1, logger=logger, callbacks=callbacks, enable_checkpointing=last is not None,
-                   enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False,
-                   log_every_n_steps=1, gradient_clip_val=1.0, default_root_dir=str(run.path) if run is not None else None)
-    resuming = resume and last is not None and last.exists()
-    with closed_on_failure(logger): fit_resuming(tr, model, datamodule=dm, ckpt_path=str(last) if resuming else None)
+    resumable_fit(model, dm, run.path/"checkpoints" if run is not None else None, checkpoint_minutes, resume=resume, logger=logger, callbacks=callbacks,
+                  max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1, log_every_n_steps=1, gradient_clip_val=1.0,
+                  default_root_dir=str(run.path) if run is not None else None)
     if logger: finish_logger(logger)
     return model
 

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError, NasrecError, write_json, progress, ADDED_LATER
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig
-from ..blocks import normalized_entropy
-from ..baselines import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, leaderboard, tie_to_data, MODELS, REFERENCES
+from ..engine import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, tie_to_data
 from .space import SpaceConfig, SearchSpace, Arch, NASRecNet, arch_cost
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config
 from .search import TrialResult, TrialLedger, Objective, run_search, make_searcher, searchers
@@ -306,10 +305,13 @@ def rank_study(data: CTRData, folder, space: Optional[SpaceConfig] = None, sn_cf
                tau_ft=tau(sc["ft"][:subnets], truth), tau_noft=tau(sc["noft"], truth) if sc["noft"] else float("nan"),
                tau_ceiling=tau(scratch[0], scratch[1]) if scratch_seeds > 1 else float("nan"),
                seed_abs_diff=float(np.abs(scratch[0] - scratch[-1]).mean()), truth_range=(float(truth.min()), float(truth.max())),
+               # spread of the subnets (std of their seed means) against one run's seed noise (std of a seed difference / √2)
+               truth_std=float(truth.std(ddof=1)), seed_noise_std=float(np.std(scratch[0] - scratch[-1], ddof=1) / np.sqrt(2)) if scratch_seeds > 1 else float("nan"),
                supernet_seconds=t_sn, score_seconds=sc["score_seconds"], scratch_seconds=t_scratch,
                per_candidate_ratio=t_scratch / sc["score_seconds"], search_ratio=n * t_scratch / (t_sn + n * sc["score_seconds"]),
                search_ratio_36m=n * t_scratch * scale / (t_sn * scale + n * sc["score_seconds"]),
                supernet_scores=sc["ft"][:subnets], noft_scores=sc["noft"], scratch=scratch.tolist())
+    res["spread_noise_ratio"] = res["truth_std"] / res["seed_noise_std"] if scratch_seeds > 1 else float("nan")
     write_json(folder/"result.json", res)
     return res
 
@@ -327,10 +329,12 @@ def plot_rank_study(res: dict):
 
 # %% ../../nbs/12b_nasrec.ipynb #e446c334
 def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Optional[SpaceConfig] = None, sn_kw: Optional[dict] = None,
-                           search_kw: Optional[dict] = None, models=tuple(MODELS), splits=None, log=print):
+                           search_kw: Optional[dict] = None, models=None, splits=None, log=print):
     """NASRec (CPU scale unless overridden) against every tuned baseline, all under the final-model protocol,
     for each seed. Returns (per-seed rows as a DataFrame, mean ± std summary sorted by mean test log loss)."""
     import pandas as pd
+    from nasrec_lit.baselines import leaderboard, MODELS, REFERENCES    # the study needs the baselines; the pipeline does not
+    models = tuple(MODELS) if models is None else models
     folder = Path(folder); space = space or SpaceConfig.cpu()
     splits = splits if splits is not None else split_indices(data, seed=2024)
     rows = []

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, progress, log_step_now, LeanHooks, interval_checkpoint
+from ..core import Config, param, NasrecError, ConfigError, seed_everything, quiet_lightning, fit_resuming, resumable_fit, progress, log_step_now, LeanHooks, interval_checkpoint
 from ..data import CTRData
 from ..loaders import ArrayLoader, CTRDataModule
 from ..blocks import logloss, auc
@@ -189,16 +189,10 @@ def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfi
     # each step trains one subnet, so most operators get no gradient: DDP has to be told (the ranks draw the same
     # subnet each step, their sampler RNGs being seeded alike)
     if strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"): strategy = f"{strategy}_find_unused_parameters_true"
-    cbs, last = list(callbacks), None
-    if ckpt_dir is not None:
-        every = dict(train_time_interval=checkpoint_every) if isinstance(checkpoint_every, timedelta) else dict(every_n_train_steps=int(checkpoint_every))
-        cbs.append(interval_checkpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, **every)); last = Path(ckpt_dir)/"last.ckpt"
-    trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=cbs, enable_checkpointing=last is not None, enable_model_summary=False,
-                        gradient_clip_val=cfg.grad_clip, enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0",
-                        num_sanity_val_steps=0, limit_val_batches=0, accelerator=accelerator, devices=devices, strategy=strategy)
-    resume = last is not None and last.exists()
-    fit_resuming(trainer, sn, datamodule=dm, ckpt_path=str(last) if resume else None,
-                 expected=("You passed in a `val_dataloader` but have no `validation_step`",))   # the DataModule's; not used here
+    timed = isinstance(checkpoint_every, timedelta)
+    resumable_fit(sn, dm, ckpt_dir, minutes=checkpoint_every.total_seconds() / 60 if timed else None, steps=None if timed else int(checkpoint_every),
+                  logger=logger, own_logger=False, callbacks=callbacks, expected=("You passed in a `val_dataloader` but have no `validation_step`",),  # the DataModule's; not used here
+                  max_epochs=cfg.epochs, gradient_clip_val=cfg.grad_clip, limit_val_batches=0, accelerator=accelerator, devices=devices, strategy=strategy)
     return sn.eval()
 
 class CandidateScorer:

@@ -314,7 +314,8 @@ def freshness_study(d, models, downstream=None, epochs: int = 2, seed: int = 0):
     "Drift between consecutive snapshots and downstream NE under a snapshot change, with and without the 3-version mean."
     import pandas as pd
     from nasrec_lit.usermodel.sum import user_embeddings, downstream_data, DOWNSTREAM_ML
-    from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
+    from nasrec_lit.baselines import build_model
+    from nasrec_lit.engine import fit, TrainConfig, OptimConfig
     from nasrec_lit.core import seed_everything
     from nasrec_lit.blocks import normalized_entropy
     ds = downstream or DOWNSTREAM_ML[0]

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, closed_on_failure, LeanHooks, fit_resuming, last_checkpoints
+from ..core import Config, param, NasrecError, ConfigError, RunDir, shared_data_dir, progress, quiet_lightning, seed_everything, make_logger, finish_logger, closed_on_failure, LeanHooks, fit_resuming, last_checkpoints, resumable_fit
 from ..blocks import FeatureEmbedding, MLP, CrossNetV2, SelfAttentionInteraction, logloss, auc, normalized_entropy
 from ..data import CTRData, movielens_tables
 from ..loaders import ArrayLoader, StatefulDataModule
@@ -394,17 +394,10 @@ def train_sum(d: UserData, cfg: SUMConfig = None, run: Optional[RunDir] = None, 
                           f"(events per split train/val/test: {sizes}); use more data" + (" (Beauty holds out each user's last two "
                           "steps, so it trains only on users with 4 items or more)" if d.source == "amazon-beauty" else ""))
     logger = make_logger(run, mode=log, config=cfg.to_dict()) if run is not None else False
-    callbacks, last = list(callbacks), None
-    if run is not None:
-        callbacks += last_checkpoints(run.path/"checkpoints", checkpoint_minutes)
-        last = run.path/"checkpoints"/"last.ckpt"
     t0 = time.time()
-    trainer = L.Trainer(max_epochs=cfg.epochs, logger=logger, callbacks=callbacks, enable_checkpointing=last is not None, enable_model_summary=False,
-                        enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", accelerator="auto", devices=1,
-                        num_sanity_val_steps=0, log_every_n_steps=max(1, min(20, -(-len(tr) // cfg.batch_size))), default_root_dir=str(run.path) if run is not None else None)
-    resuming = resume and last is not None and last.exists()
-    with closed_on_failure(logger):
-        fit_resuming(trainer, model, datamodule=SUMDataModule(d, tr, cfg.batch_size, cfg.seed), ckpt_path=str(last) if resuming else None)
+    resumable_fit(model, SUMDataModule(d, tr, cfg.batch_size, cfg.seed), run.path/"checkpoints" if run is not None else None, checkpoint_minutes,
+                  resume=resume, logger=logger, callbacks=callbacks, max_epochs=cfg.epochs, accelerator="auto", devices=1,
+                  log_every_n_steps=max(1, min(20, -(-len(tr) // cfg.batch_size))), default_root_dir=str(run.path) if run is not None else None)
     if logger: finish_logger(logger)
     te = np.flatnonzero(d.split == 2); p = predict(model, d, te)
     res = {"train_s": round(time.time() - t0, 1)}
@@ -505,7 +498,8 @@ def downstream_data(d: UserData, ds: Downstream, emb: Optional[np.ndarray] = Non
 
 def downstream_study(d: UserData, emb: np.ndarray, models: Sequence[Downstream], epochs: int = 2, seed: int = 0) -> pd.DataFrame:
     "Train every downstream model without and with the SUM embeddings; NE, AUC and NE gain on test."
-    from nasrec_lit.baselines import build_model, fit, TrainConfig, OptimConfig
+    from nasrec_lit.baselines import build_model
+    from nasrec_lit.engine import fit, TrainConfig, OptimConfig
     splits = tuple(np.flatnonzero(d.split == k) for k in range(3))
     rows = []
     for ds in models:
