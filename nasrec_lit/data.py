@@ -21,8 +21,9 @@ __all__ = ['CRITEO', 'AVAZU_COLUMNS', 'AVAZU', 'FRAPPE_FIELDS', 'FRAPPE', 'READE
            'DEFAULT_FILES', 'FORMATS', 'DataError', 'CTRData', 'DataOptions', 'string_keys', 'column_categories',
            'column_keys', 'hash_ids', 'StreamingVocab', 'DelimitedFormat', 'scan_bytes', 'scan_lines', 'convert_block',
            'convert_dense', 'convert_sparse', 'check_files', 'load_cached', 'read_delimited', 'load_cached_from',
-           'movielens_files', 'movielens_tables', 'read_movielens', 'SyntheticConfig', 'make_synthetic',
-           'bayes_logloss', 'parse_data_spec', 'check_data', 'load_data', 'split_indices', 'time_split']
+           'movielens_files', 'movielens_tables', 'read_movielens', 'SyntheticConfig', 'draw_features',
+           'make_synthetic', 'bayes_logloss', 'parse_data_spec', 'check_data', 'load_data', 'split_indices',
+           'time_split']
 
 # %% ../nbs/01_data.ipynb #87724fe3
 class DataError(NasrecError):
@@ -937,14 +938,19 @@ class SyntheticConfig(Config):
     bias: float = param(-1.2, help="teacher logit offset (sets the base rate)")
     seed: int = param(0)
 
+def draw_features(rng, rows: int, n_dense: int, n_sparse: int, cardinality: int) -> tuple:
+    """(dense float32 [rows, n_dense], sparse int64 [rows, n_sparse]) of the generated sources: ids 1..cardinality drawn
+    Zipf-like (exponent 1.1) per field, dense features log1p of log-normal counts."""
+    zipf = 1.0 / np.arange(1, cardinality + 1) ** 1.1; zipf /= zipf.sum()
+    sparse = np.stack([rng.choice(cardinality, size=rows, p=zipf) + 1 for _ in range(n_sparse)], 1).astype(np.int64)
+    dense = np.log1p(rng.lognormal(1.0, 1.0, size=(rows, n_dense))).astype(np.float32)
+    return dense, sparse
+
 def make_synthetic(cfg: SyntheticConfig = None) -> CTRData:
     "Draw a synthetic CTR set from a known FM teacher; `extras['prob']` holds the true probabilities."
     cfg = cfg or SyntheticConfig(); rng = np.random.default_rng(cfg.seed)
     n, F, D, C = cfg.rows, cfg.n_sparse, cfg.n_dense, cfg.cardinality
-    zipf = 1.0 / np.arange(1, C + 1) ** 1.1; zipf /= zipf.sum()
-    sparse = np.stack([rng.choice(C, size=n, p=zipf) + 1 for _ in range(F)], 1).astype(np.int64)
-    raw_dense = rng.lognormal(1.0, 1.0, size=(n, D))
-    dense = np.log1p(raw_dense).astype(np.float32)
+    dense, sparse = draw_features(rng, n, D, F, C)
     w1 = rng.normal(0, 0.5, size=(F, C + 1)); V = rng.normal(0, 1 / np.sqrt(cfg.emb_dim), size=(F, C + 1, cfg.emb_dim))
     wd = rng.normal(0, 0.5, size=D)
     emb = np.stack([V[f, sparse[:, f]] for f in range(F)], 1)             # [n, F, k]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..core import Config, param, cache_root, build_lock, write_json
-from ..data import CTRData
+from ..data import CTRData, draw_features
 from .space import SpaceConfig, SearchSpace, Arch, NASRecNet
 
 # %% auto #0
@@ -38,18 +38,11 @@ def teacher_arch(cfg: TeacherConfig) -> Arch:
     "The teacher's architecture: a canonical sample of the space, seeded."
     return SearchSpace(cfg.space_config(), dense_features=cfg.n_dense > 0).canonical(SearchSpace(cfg.space_config()).sample(np.random.default_rng(cfg.seed)))
 
-def _features(cfg: TeacherConfig, rng):
-    n, F, D, C = cfg.rows, cfg.n_sparse, cfg.n_dense, cfg.cardinality
-    zipf = 1.0 / np.arange(1, C + 1) ** 1.1; zipf /= zipf.sum()
-    sparse = np.stack([rng.choice(C, size=n, p=zipf) + 1 for _ in range(F)], 1).astype(np.int64)
-    dense = np.log1p(rng.lognormal(1.0, 1.0, size=(n, D))).astype(np.float32)
-    return dense, sparse
-
 def teacher_data(cfg: TeacherConfig = None) -> CTRData:
     """Rows and labels from the teacher network; `extras['prob']` holds the true probabilities and `report['teacher']`
     the folder where the teacher's architecture (`arch.json`) and weights (`teacher.pt`) are saved."""
     cfg = cfg or TeacherConfig(); rng = np.random.default_rng(cfg.seed)
-    dense, sparse = _features(cfg, rng)
+    dense, sparse = draw_features(rng, cfg.rows, cfg.n_dense, cfg.n_sparse, cfg.cardinality)   # as the synthetic source draws them
     schema = dict(dense_names=[f"d{i}" for i in range(cfg.n_dense)], sparse_names=[f"s{i}" for i in range(cfg.n_sparse)],
                   cardinalities=[cfg.cardinality + 1] * cfg.n_sparse)
     arch = teacher_arch(cfg)
