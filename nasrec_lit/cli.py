@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #aa524be9
 from __future__ import annotations
-import inspect, json, math, os, shlex, sys, time
+import inspect, json, math, os, re, shlex, sys, time
 from datetime import timedelta
 from pathlib import Path
 from typing import List, Optional
@@ -17,8 +17,8 @@ from .core import NasrecError, ConfigError, RunDir, run_path, seed_everything, i
 from .data import load_data, check_data, DataOptions, SyntheticConfig, SOURCES
 
 # %% auto #0
-__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'guarded',
-           'table', 'data_inspect', 'data_prepare', 'train', 'search', 'retrain', 'demo', 'mdp_check',
+__all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'as_typed',
+           'guarded', 'table', 'data_inspect', 'data_prepare', 'train', 'search', 'retrain', 'demo', 'mdp_check',
            'critic_generate', 'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train',
            'sum_export', 'serve', 'main']
 
@@ -44,6 +44,14 @@ def fail(msg: str, code: int = 2):
     err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
+# the library's errors name its Python arguments; on the command line the user types the flags
+_TYPED = {"skip_bad_rows": "--skip-bad-rows", "encoding='hash'": "--encoding hash"}
+
+def as_typed(msg: str) -> str:
+    "A library error as the command line's user reads it: Python argument names become the flags they type."
+    for py, flag in _TYPED.items(): msg = re.sub(rf"(?<![\w-]){re.escape(py)}(?![\w=])" if py.isidentifier() else re.escape(py), flag, msg)
+    return msg
+
 def guarded(fn):
     """Turn library errors, and paths the command cannot create, read or write, into one-line CLI errors (exit code 2;
     `NASREC_LIT_TRACEBACK=1` re-raises an OSError with its traceback)."""
@@ -51,7 +59,7 @@ def guarded(fn):
     @functools.wraps(fn)
     def wrapper(*a, **k):
         try: return fn(*a, **k)
-        except NasrecError as e: fail(str(e))
+        except NasrecError as e: fail(as_typed(str(e)))
         except OSError as e:        # a folder or file the command cannot create, read or write (read-only, missing parent, full disk)
             if os.environ.get("NASREC_LIT_TRACEBACK") == "1": raise
             fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))   # 2, as bad input (mdp-check's 1 means "invalid")
@@ -187,9 +195,44 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
     return df
 
 # %% ../nbs/90_cli.ipynb #bdf9e2d9
+# where each setting of a search's config.yaml comes from on the command line: a resumed search takes its saved
+# settings, and refuses only the options the user typed that disagree with them (a field not listed: --scale's defaults)
+_SEARCH_FIELDS = {"data": "data", "stratified": "stratified", "space.space": "space", "space.num_blocks": "blocks",
+                  "supernet.epochs": "supernet_epochs", "supernet.seed": "seed", "search.searcher": "searcher",
+                  "search.budget": "budget", "search.population": "budget", "search.objective": "objective",
+                  "search.constraints": "constraint", "search.top_k": "top_k", "search.final_epochs": "final_epochs", "search.seed": "seed"}
+
+def _typed_options(ctx: Optional[typer.Context]) -> Optional[set]:
+    """The options the user typed (not left at their defaults) in the command of `ctx`; None without one (a command
+    called by another, through `_call`: every option counts as given)."""
+    if ctx is None: return None
+    return {k for k in ctx.params if ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+
+def _resumed_settings(folder: Path, now: dict, typed: Optional[set]) -> dict:
+    """The settings a search in `folder` continues with: its saved `config.yaml`, where the options in `typed` (None: all)
+    must agree with it; the ones that do not are refused together, each named as its flag. Fields a resumed run may
+    change (`RESUME_FREE`: workers, ray) take their values from `now`."""
+    from nasrec_lit.core import config_differences, RESUME_FREE
+    f = Path(folder)/"config.yaml"
+    if not f.exists(): return now
+    import yaml
+    try: was = yaml.safe_load(f.read_text())
+    except yaml.YAMLError as e: raise ConfigError(f"{f}: not valid YAML ({e}); fix it or use another run name") from None
+    # compared with the optional parts filled in (a folder records data options and the split only where not the defaults)
+    full = lambda c: {**c, "data_options": {**DataOptions().to_dict(), **c.get("data_options", {})}, "stratified": c.get("stratified", False)}
+    now = json.loads(json.dumps(now, default=str))
+    def option(field):
+        if field.startswith("data_options."): return field.split(".", 1)[1]
+        return _SEARCH_FIELDS.get(field, "scale")
+    refused = [(k, a, b, option(k)) for k, a, b in config_differences(full(was), full(now)) if typed is None or option(k) in typed]
+    if refused:
+        said = "; ".join(f"--{o.replace('_', '-')} gives {k}={b!r}, the run has {a!r}" for k, a, b, o in refused)
+        raise ConfigError(f"{f}: {said}. Resume with the run's own settings (leave those options out) or use another run name")
+    return {**was, "search": {**was.get("search", {}), **{k: v for k, v in now["search"].items() if k in RESUME_FREE}}}
+
 @app.command("search")
 @guarded
-def search(space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
+def search(ctx: typer.Context, space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
            budget: int = typer.Option(120, help="candidates scored through the supernet"),
            scale: str = typer.Option("cpu", help="cpu | paper"),
            searcher: str = typer.Option("evolution", help="a registered searcher: evolution, random, ... (each is listed here with `search --help`)"),
@@ -232,17 +275,21 @@ def search(space: str = typer.Option("full", help="full | small"), data: str = t
     if opts != DataOptions(): config["data_options"] = opts.to_dict()
     if stratified: config["stratified"] = True
     d = load_data(data, opts)                    # after the settings are checked: a bad option costs no read
-    splits = split_indices(d, seed=2024, stratify=stratified)
     holds_search = lambda p: any((Path(p)/f).exists() for f in ("search.json", "trials.jsonl", "supernet.pt", "supernet_ckpt/last.ckpt"))
-    cont = resume is not None
     if resume is not None:
         if not holds_search(resume):
             fail(f"--resume: {resume} holds no search (no search.json, trials.jsonl, supernet.pt or supernet_ckpt/last.ckpt)")
-        folder = RunDir.at(resume, config=config, resume=True).path   # other settings: refused, naming the field
-    else:   # a folder of that name that already holds a search is continued only with its own settings, never overwritten
+        path, cont = Path(resume), True
+    else:   # a folder of that name that already holds a search is continued, never overwritten
         path = run_path(runs_dir, name or f"search-{d.source}-{space}-s{seed}")   # the folder RunDir makes of the name ("my run" → my-run)
         cont = holds_search(path)
-        folder = RunDir.at(path, config=config, resume=cont).path
+    if cont:   # the run's own settings, except the options typed now: those must agree with them (else refused, named)
+        config = _resumed_settings(path, config, _typed_options(ctx))
+        sp, sn_cfg, cfg = SpaceConfig.from_dict(config["space"]), SupernetConfig.from_dict(config["supernet"]), SearchConfig.from_dict(config["search"])
+        saved_opts = DataOptions.from_dict(config.get("data_options", {})); stratified = bool(config.get("stratified", False))
+        if (config["data"], saved_opts) != (data, opts): data, opts = config["data"], saved_opts; d = load_data(data, opts)
+    splits = split_indices(d, seed=2024, stratify=stratified)
+    folder = RunDir.at(path, config=config, resume=cont).path
     res = nasrec_search(d, sp, sn_cfg, cfg, folder, splits=splits, log=lambda m: console.print(m), checkpoint_every=timedelta(minutes=checkpoint_minutes))
     rows = [dict(name=f"NASRec-{space} (searched)", test_logloss=res["test_logloss"], test_auc=res["test_auc"], test_ne=res["test_ne"],
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
@@ -315,7 +362,8 @@ def _call(command, **options):
     function, a typer command's defaults are `OptionInfo` objects, not values), so a new option never breaks a caller."""
     import inspect
     from typer.models import OptionInfo
-    defaults = {k: p.default.default if isinstance(p.default, OptionInfo) else p.default for k, p in inspect.signature(command).parameters.items()}
+    defaults = {k: None if p.annotation in (typer.Context, "typer.Context") else p.default.default if isinstance(p.default, OptionInfo) else p.default
+                for k, p in inspect.signature(command).parameters.items()}        # no click context: every option counts as given
     return command(**{**defaults, **options})
 
 @app.command("demo")

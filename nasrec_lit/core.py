@@ -15,9 +15,9 @@ import yaml
 # %% auto #0
 __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
            'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'run_path',
-           'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger', 'closed_on_failure', 'progress',
-           'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint',
-           'resumable_fit', 'LeanHooks']
+           'config_differences', 'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger',
+           'closed_on_failure', 'progress_seconds', 'LineWriter', 'progress', 'line_progress', 'log_step_now',
+           'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'resumable_fit', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -214,16 +214,18 @@ ADDED_LATER: dict = {}
 a field reads as having that value, so a run from before the field still resumes and is read back, and a run with
 another value is still told apart."""
 
-def _first_difference(old, new, key=""):
-    """(dotted key, old value, new value) of the first difference between two plain configs, or None (fields in `RESUME_FREE`
-    aside; a field in `ADDED_LATER` missing on one side counts as its registered value)."""
+def config_differences(old, new, key=""):
+    """Every (dotted key, old value, new value) where two plain configs differ, in the old one's order (fields in
+    `RESUME_FREE` aside; a field in `ADDED_LATER` missing on one side counts as its registered value)."""
     if isinstance(old, dict) and isinstance(new, dict):
         for k in list(old) + [k for k in new if k not in old]:
             if k in RESUME_FREE: continue
-            d = _first_difference(old.get(k, ADDED_LATER.get(k)), new.get(k, ADDED_LATER.get(k)), f"{key}.{k}" if key else k)
-            if d: return d
-        return None
-    return None if old == new else (key, old, new)
+            yield from config_differences(old.get(k, ADDED_LATER.get(k)), new.get(k, ADDED_LATER.get(k)), f"{key}.{k}" if key else k)
+    elif old != new: yield (key, old, new)
+
+def _first_difference(old, new):
+    "The first of `config_differences`, or None."
+    return next(config_differences(old, new), None)
 
 def pin_settings(path, settings: dict, what: str = "run"):
     """Tie a resumable folder to the settings it was started with, kept in the JSON file `path`: the first call
@@ -359,16 +361,65 @@ class closed_on_failure:
         return False
 
 # %% ../nbs/00_core.ipynb #3a33c36e
+def progress_seconds() -> float:
+    "Seconds between two progress lines when the output is not a terminal (`NASREC_LIT_PROGRESS_SECONDS`, default 30)."
+    try: return max(0.0, float(os.environ.get("NASREC_LIT_PROGRESS_SECONDS", "30")))
+    except ValueError: raise ConfigError(f"NASREC_LIT_PROGRESS_SECONDS={os.environ['NASREC_LIT_PROGRESS_SECONDS']!r} is not a number of seconds") from None
+
+class LineWriter:
+    """A stream for a progress bar written to a log file or a pipe: each update tqdm draws (`\r` + status) becomes a
+    line of its own, and the blank redraws that clear a bar are dropped, so a log holds one readable line per update."""
+    def __init__(self, stream): self.stream = stream
+    def write(self, s: str):
+        text = s.replace("\r", "").replace("\x1b[A", "").strip()
+        if text: self.stream.write(text + "\n")
+    def flush(self): self.stream.flush()
+
+def _live_display() -> bool:
+    "True when progress can redraw itself: stderr is a terminal, or tqdm draws Jupyter widgets."
+    import sys
+    from tqdm.auto import tqdm
+    return sys.stderr.isatty() or any(k.__module__ == "tqdm.notebook" for k in tqdm.__mro__)
+
 def progress(iterable: Iterable = None, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):
     """A tqdm progress bar that can be switched off with `NASREC_LIT_PROGRESS=0`. Written to a log file or a pipe
-    (stderr not a terminal), a bar opened inside another shows nothing: its cursor moves would land in the log as
-    raw `ESC[A` escapes; the outer bar still shows the progress."""
+    (stderr not a terminal), it prints a line at the start, every `progress_seconds()` and at the end instead of
+    redrawing itself (hundreds of `\r`-joined updates on one line before), and a bar opened inside another shows
+    nothing: the outer bar still shows the progress."""
     import sys
     from tqdm.auto import tqdm
     disable = os.environ.get("NASREC_LIT_PROGRESS", "1") == "0"
-    widget = any(k.__module__ == "tqdm.notebook" for k in tqdm.__mro__)          # Jupyter: nested widgets are fine
-    if not widget and not sys.stderr.isatty() and any(not b.disable for b in list(tqdm._instances)): disable = True
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False, **kw)
+    if _live_display():                            # a terminal or Jupyter (nested widgets are fine there)
+        return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True, leave=False, **kw)
+    if any(not b.disable for b in list(tqdm._instances)): disable = True
+    kw = dict(dict(file=LineWriter(sys.stderr), mininterval=progress_seconds(), maxinterval=progress_seconds(), ncols=120, leave=True), **kw)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, **kw)
+
+
+# %% ../nbs/00_core.ipynb #a53ab318
+def line_progress(seconds: Optional[float] = None):
+    """A Lightning callback for training whose output goes to a log file or a pipe, in place of the redrawn bar: a
+    line when training starts, every `seconds` of training (default `progress_seconds()`), after each validation and
+    at the end, with the epoch, the step and the metrics the bar would show. Only rank 0 prints."""
+    import sys, time
+    import lightning as L
+    class LineProgress(L.Callback):
+        def __init__(self): self.every, self.t = progress_seconds() if seconds is None else seconds, time.monotonic()
+        def line(self, trainer, what: str, done: bool = False):
+            if not trainer.is_global_zero: return
+            epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+            where = f"{trainer.current_epoch} epochs done" if done else f"epoch {trainer.current_epoch + 1}{epochs}"
+            m = " ".join(f"{k}={float(v):.4g}" for k, v in trainer.progress_bar_metrics.items() if k != "v_num")
+            print(f"{what}: {where}, step {trainer.global_step}" + (f", {m}" if m else ""), file=sys.stderr, flush=True)
+            self.t = time.monotonic()
+        def on_train_start(self, trainer, module): self.line(trainer, "training")
+        def on_train_batch_end(self, trainer, *a):
+            if time.monotonic() - self.t >= self.every: self.line(trainer, "training")
+        def on_validation_end(self, trainer, module):
+            if not trainer.sanity_checking: self.line(trainer, "validated")
+        def on_train_end(self, trainer, module): self.line(trainer, "trained", done=True)
+    return LineProgress()
+
 
 # %% ../nbs/00_core.ipynb #c5cb4716
 def log_step_now(module) -> bool:
@@ -435,7 +486,7 @@ def resumable_fit(module, datamodule, ckpt_dir=None, minutes: Optional[float] = 
     """Train `module` on `datamodule` with a Lightning `Trainer`, resumably; returns the trainer. With `ckpt_dir`,
     `ckpt_dir/last.ckpt` is rewritten at every epoch's end and every `minutes` of training (`steps`: every so many
     optimizer steps instead; `minutes=None`: epoch ends only), and with `resume` a call that finds it continues from it.
-    The trainer's defaults: progress bar as `NASREC_LIT_PROGRESS` says, no model summary, no sanity validation
+    The trainer's defaults: progress as `NASREC_LIT_PROGRESS` says (a bar on a terminal, `line_progress` lines in a log), no model summary, no sanity validation
     (`trainer_kw` overrides them and adds any `L.Trainer` argument). `logger` is closed, marked failed, if training raises
     (`own_logger=False`: the caller closes it). `expected`: warnings to silence (see `fit_resuming`)."""
     import lightning as L
@@ -446,7 +497,10 @@ def resumable_fit(module, datamodule, ckpt_dir=None, minutes: Optional[float] = 
             cbs.append(interval_checkpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False, every_n_train_steps=int(steps)))
         last = Path(ckpt_dir)/"last.ckpt"
     kw = dict(enable_progress_bar=os.environ.get("NASREC_LIT_PROGRESS", "1") != "0", enable_model_summary=False, num_sanity_val_steps=0)
-    trainer = L.Trainer(logger=logger, callbacks=cbs, enable_checkpointing=last is not None, **{**kw, **trainer_kw})
+    kw.update(trainer_kw)
+    if kw["enable_progress_bar"] and not _live_display():      # a log file or a pipe: lines, not a redrawn bar
+        kw["enable_progress_bar"] = False; cbs.append(line_progress())
+    trainer = L.Trainer(logger=logger, callbacks=cbs, enable_checkpointing=last is not None, **kw)
     ckpt = str(last) if resume and last is not None and last.exists() else None
     with closed_on_failure(logger if own_logger else None):
         fit_resuming(trainer, module, datamodule=datamodule, ckpt_path=ckpt, expected=expected)

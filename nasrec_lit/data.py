@@ -415,6 +415,11 @@ def _rows_in(c: pa.DictionaryArray, entries: np.ndarray) -> np.ndarray:
     if c.null_count: out &= np.asarray(c.is_valid())
     return out
 
+def _value_at(col, mask: np.ndarray) -> str:
+    "The text of `col` at the first row of `mask`, quoted as an error message shows it ('7', 'label'; empty: '')."
+    v = col[int(np.flatnonzero(mask)[0])].as_py()
+    return repr("" if v is None else str(v))
+
 def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Optional[np.ndarray] = None):
     "The dense and label half of `convert_block`: (dense, label, bad mask, reasons)."
     n = batch.num_rows
@@ -423,7 +428,7 @@ def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
     lab = np.full(n, np.nan, np.float32)
     for raw, v in fmt.label_values.items(): lab[lab_raw == raw] = v
     lab_bad |= np.isnan(lab)
-    if lab_bad.any(): reasons[f"label '{fmt.label}' not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
+    if lab_bad.any(): reasons[f"label {_value_at(batch.column(fmt.label), lab_bad)} not in {sorted(fmt.label_values)}"] = lab_bad; bad |= lab_bad
     for name in fmt.sparse if fmt.token_sep else ():    # libFM: every token is 'index:value' (checked on each chunk's dictionary)
         col = batch.column(name)
         tok_bad = np.concatenate([_rows_in(c, ~np.asarray(pc.match_substring(c.dictionary, fmt.token_sep)))
@@ -437,7 +442,7 @@ def convert_dense(batch, fmt: DelimitedFormat, opts: DataOptions, dense_out: Opt
     dense = dense_out[:n] if dense_out is not None and len(dense_out) >= n else np.empty((n, len(fmt.dense)), np.float32)
     for j, name in enumerate(fmt.dense):
         x, b = _dense_column(batch.column(name), opts.dense_transform == "log")
-        if b.any(): reasons[f"field {name}: non-numeric or non-finite value"] = b; bad |= b
+        if b.any(): reasons[f"field {name}: non-numeric or non-finite value {_value_at(batch.column(name), b)}"] = b; bad |= b
         dense[:, j] = x
     return dense, lab, bad, reasons
 

@@ -191,10 +191,18 @@ def test_a_search_folder_is_never_continued_with_other_settings(tmp_path):
     assert subprocess.run(cmd("4"), env=env, capture_output=True, text=True).returncode == 0
     config = (tmp_path/"cli"/"config.yaml").read_text()
     r = subprocess.run(cmd("5"), env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and "search.budget is 4 there and 5 now" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert r.returncode == 2 and "--budget gives search.budget=5, the run has 4" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
     assert (tmp_path/"cli"/"config.yaml").read_text() == config
     r = subprocess.run(cmd("4"), env=env, capture_output=True, text=True)            # the same command again: read back
     assert r.returncode == 0 and "searched model vs baselines" in r.stdout, r.stderr[-2000:]
+    # --resume alone takes the run's own settings (a papercut: the defaults the user never typed, budget 120 and data
+    # frappe here, were refused); what the user types must still agree, and every disagreeing option is named
+    r = subprocess.run([CLI, "search", "--resume", str(tmp_path/"cli"), "--no-baselines"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and "synthetic: searched model vs baselines" in r.stdout, r.stderr[-2000:]
+    assert (tmp_path/"cli"/"config.yaml").read_text() == config
+    r = subprocess.run([CLI, "search", "--resume", str(tmp_path/"cli"), "--budget", "7", "--blocks", "3", "--seed", "0"], env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "--budget gives search.budget=7, the run has 4" in r.stderr and "--blocks gives space.num_blocks=3, the run has 2" in r.stderr \
+        and "seed" not in r.stderr.split("the run has 2")[1], r.stderr[-2000:]     # --seed 0 agrees with the run: not named
     board = {row["name"]: row for row in json.loads((tmp_path/"cli"/"leaderboard.json").read_text())}   # --no-baselines: still the references
     assert set(board) == {"NASRec-full (searched)", "base rate", "bayes optimal"}, board
     assert board["bayes optimal"]["test_logloss"] < board["base rate"]["test_logloss"]
@@ -290,7 +298,7 @@ def test_run_names_with_spaces_and_folders_the_user_names(tmp_path):
     folder = tmp_path / "my-run"; config = (folder / "config.yaml").read_text()
     assert "run: " + str(folder) in r.stdout.replace("\n", ""), r.stdout[-500:]
     r = search("5", "--name", "my run")                              # other settings, same name: refused, nothing overwritten
-    assert r.returncode == 2 and "search.budget is 3 there and 5 now" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "--budget gives search.budget=5, the run has 3" in r.stderr, r.stderr[-2000:]
     assert (folder / "config.yaml").read_text() == config
     r = run("retrain", str(folder), "--data", "synthetic", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "my retrain")
     assert r.returncode == 0, r.stderr[-2000:]

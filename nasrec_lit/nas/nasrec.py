@@ -185,7 +185,7 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
     searcher = make_searcher(cfg.searcher, ss, objective, cfg.seed, population=cfg.population, tournament=cfg.tournament,
                              children=cfg.children, generations=cfg.generations)
-    records = run_search(searcher, evaluate, folder, cfg.budget, workers=cfg.workers, ray=cfg.ray)
+    records = run_search(searcher, evaluate, folder, cfg.budget, workers=cfg.workers, ray=cfg.ray, objective=objective)
     top = objective.top(records, cfg.top_k)
     tc, optim = scratch_protocol(cfg)
     retrained = []

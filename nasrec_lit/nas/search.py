@@ -478,13 +478,26 @@ class _Journal:
     def ask(self, trial: int, arch: Arch): self.ledger.append_record(dict(ask=trial, arch=arch.to_json()))
     def tell(self, trial: int): self.ledger.append_record(dict(tell=trial))
 
+def _bar_summary(objective: Objective, recs: list, res: TrialResult) -> dict:
+    """The search bar's postfix: the best so far under `objective` (its trial number; with several metrics and no
+    scalarisation, the Pareto front's size) and the last trial's own value beside it."""
+    try:
+        if not objective.scalar_valued: return {"front": len(objective.pareto_front(recs)), "trials": len(recs)}
+        name = objective.metrics[0].lstrip("-") if len(objective.metrics) == 1 else "score"
+        val = (lambda r: Objective.lookup(r, name)) if len(objective.metrics) == 1 else objective.scalar
+        best = objective.best(recs)
+        return {f"best {name}": f"{val(best):.4g} (trial {best['trial']})", "last": f"{val(res):.4g}"}
+    except ConfigError:        # an evaluator that does not report the objective's metric: its float metrics as they come
+        return {k: round(v, 4) for k, v in res.metrics.items() if isinstance(v, float)}
+
 def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], folder, budget: int, on_trial: Optional[Callable] = None,
-               workers: int = 1, ray: Optional[str] = None) -> list:
+               workers: int = 1, ray: Optional[str] = None, objective: Optional[Objective] = None) -> list:
     """Ask/evaluate/tell until `budget` trials are in `folder/trials.jsonl` (the ledger, in the order trials finished);
     returns its records. Up to `workers` trials run at once: in this process (1, the default), in spawned local
     processes, or as Ray tasks (`ray='auto'` or a cluster address). Resumable: the searcher's state is saved after every
     ask and tell (`searcher_state.json`) and the events after it are replayed from `events.jsonl`; trials that were in
-    flight when the search stopped are run again, with the same architecture and number, and a trial is never recorded twice."""
+    flight when the search stopped are run again, with the same architecture and number, and a trial is never recorded twice.
+    The progress bar shows the best trial so far under `objective` (default: the searcher's, else validation log loss)."""
     if workers < 1: raise ConfigError(f"run_search: workers must be >= 1, got {workers}")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     ledger, journal = TrialLedger(folder/"trials.jsonl"), _Journal(folder/"events.jsonl"); state_path = folder/"searcher_state.json"
@@ -519,6 +532,8 @@ def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], fold
         if t in done: finish(t, TrialResult.from_record(done[t]))
     if n_events > applied: save()
     rerun = sorted(set(asked) - told)             # in flight when the search stopped: evaluated again
+    objective = Objective.of(objective if objective is not None else getattr(searcher, "objective", None))
+    seen = [r for r in ledger.read() if r["trial"] in told]                  # what the bar summarises: the trials told so far
     pool = _Inline(evaluate) if workers == 1 and ray is None else (_Ray(evaluate, ray, workers) if ray else _Processes(evaluate, workers))
     try:
         with progress(total=budget, initial=len(told), desc="search", unit="trial") as bar:
@@ -531,7 +546,8 @@ def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], fold
                     pool.submit(t, asked[t]); inflight += 1
                 t, res = pool.next_done(); inflight -= 1
                 finish(t, res)
-                bar.update(1); bar.set_postfix({k: round(v, 4) for k, v in res.metrics.items() if isinstance(v, float)})
+                seen.append(dict(trial=t, metrics=res.metrics, cost=res.cost))
+                bar.set_postfix(_bar_summary(objective, seen, res), refresh=False); bar.update(1)
                 if on_trial: on_trial(len(told), asked[t], res)
     finally: pool.close()
     return ledger.read()
