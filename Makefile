@@ -28,10 +28,12 @@ demo: install
 test: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/python -m pytest -q tests -m "not slow"
+	$(BIN)/python tests/mutation_check.py
 
 test-all: install
 	$(BIN)/nbdev_test --n_workers 2 --flags slow --timing
 	$(BIN)/python -m pytest -q tests
+	$(BIN)/python tests/mutation_check.py --all
 
 docs: install
 	$(BIN)/python docs/build.py

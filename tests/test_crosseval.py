@@ -199,3 +199,18 @@ def test_cli_judge_csv_writes_scores_and_reuses_its_generations(tmp_path):
     r2 = CliRunner().invoke(app, args)                                   # a rerun (as after a crash) generates nothing again
     assert r2.exit_code == 0 and ", 0 new)" in r2.output, r2.output
     assert pd.read_csv(tmp_path/"bench.judge.csv").judge.tolist() == scores.judge.tolist()
+
+
+def test_weakest_link_rows_for_known_pairs():
+    """The rows themselves for hand-made pairs, not just their counts: which component is the weaker, its score, the
+    stronger's, the cross score and the class (a bug that swapped the weaker and stronger names kept every count)."""
+    t = pd.DataFrame([("m", "Coding", 40.0), ("m", "Reasoning", 60.0), ("m", "Coding & Reasoning", 45.0),      # closer to Coding
+                      ("m", "Tool Use", 70.0), ("m", "Tool Use & Coding", 30.0),                                 # below both
+                      ("m", "Image Recognition", 61.0), ("m", "Image Recognition & Reasoning", 90.0)],           # |61 - 60| <= 3: out
+                     columns=["model", "capability", "score"])
+    wl = ce.weakest_link(t).set_index("cross")
+    assert sorted(wl.index) == ["Coding & Reasoning", "Tool Use & Coding"]
+    assert wl.loc["Coding & Reasoning", ["weaker", "stronger", "weaker_score", "stronger_score", "cross_score", "cls"]].tolist() == \
+        ["Coding", "Reasoning", 40.0, 60.0, 45.0, "closer_weaker"]
+    assert wl.loc["Tool Use & Coding", ["weaker", "stronger", "weaker_score", "stronger_score", "cross_score", "cls"]].tolist() == \
+        ["Coding", "Tool Use", 40.0, 70.0, 30.0, "below_both"]

@@ -180,3 +180,57 @@ def test_the_import_graph_runs_downward():
     order = ["nasrec_lit.core", "nasrec_lit.data", "nasrec_lit.loaders", "nasrec_lit.blocks", "nasrec_lit.engine", "nasrec_lit.baselines"]
     for k, m in enumerate(order):                  # the spine: each layer imports only layers below it
         assert mods[m] <= set(order[:k]), (m, mods[m] - set(order[:k]))
+
+
+def _toy_score(a):
+    from nasrec_lit.nas.search import TrialResult
+    return TrialResult({"val_logloss": float(sum(abs(b.width - 64) / 64 for b in a.blocks))}, {"flops": float(sum(b.width for b in a.blocks))}, fidelity="toy")
+
+
+def test_evolution_drops_exactly_its_oldest_members():
+    """Aging evolution: when a generation's children are told, they join the population and as many of the oldest
+    members leave, whatever their scores (a bug that removed the youngest passed every test but one, by chance)."""
+    from nasrec_lit.nas.space import SearchSpace, SpaceConfig
+    from nasrec_lit.nas.search import RegularizedEvolution
+    s = RegularizedEvolution(SearchSpace(SpaceConfig.cpu()), population=5, tournament=3, children=2, generations=4, seed=0)
+    first = [s.ask() for _ in range(5)]
+    for a in first: s.tell(a, _toy_score(a))
+    from nasrec_lit.nas.space import Arch
+    keys = lambda: [Arch.from_json(x[0]).key() for x in s.population]
+    assert keys() == [a.key() for a in first]
+    kids = [s.ask() for _ in range(2)]
+    s.tell(kids[0], _toy_score(kids[0])); assert keys() == [a.key() for a in first]        # mid-generation: nobody leaves
+    s.tell(kids[1], _toy_score(kids[1]))
+    assert keys() == [a.key() for a in first[2:] + kids] and s.generation == 1
+    more = [s.ask() for _ in range(2)]
+    for a in more: s.tell(a, _toy_score(a))
+    assert keys() == [a.key() for a in first[4:] + kids + more]
+
+
+@pytest.mark.parametrize("window", ["state_behind_the_journal", "ledger_ahead_of_the_journal"])
+def test_resume_in_the_window_between_the_ledger_and_the_saved_state(tmp_path, window):
+    """A crash between the writes of one trial, made directly instead of hoping a SIGKILL lands there. Per trial the
+    search writes: ask (journal, then the searcher's state), the result (ledger), tell (journal), the state again.
+    state_behind_the_journal: the state file is two trials older than the journal and ledger. ledger_ahead_of_the_journal:
+    trial 10's result is in the ledger but its tell never reached the journal (nor the state). The resumed search
+    replays what it missed, evaluates nothing twice, and ends with the ledger an uninterrupted search writes."""
+    import json
+    from nasrec_lit.nas.search import run_search
+    whole = run_search(_searcher(), _toy_score, tmp_path / "whole", 16)
+    cut, calls = tmp_path / "cut", []
+    def counted(a): calls.append(a.key()); return _toy_score(a)
+    if window == "state_behind_the_journal":
+        run_search(_searcher(), counted, cut, 9)
+        old_state = (cut / "searcher_state.json").read_text()
+        run_search(_searcher(), counted, cut, 11)
+        (cut / "searcher_state.json").write_text(old_state)
+    else:
+        def crash_at_10(a):
+            if len(calls) == 10: raise KeyboardInterrupt("killed after asking trial 10")
+            return counted(a)
+        with pytest.raises(KeyboardInterrupt): run_search(_searcher(), crash_at_10, cut, 16)
+        with open(cut / "trials.jsonl", "a") as f: f.write(json.dumps(whole[10]) + "\n")   # its result landed, its tell did not
+        calls.append(whole[10]["key"])
+    resumed = run_search(_searcher(), counted, cut, 16)
+    assert [r["key"] for r in resumed] == [r["key"] for r in whole] and len({r["trial"] for r in resumed}) == 16
+    assert sorted(calls) == sorted(r["key"] for r in whole)              # every trial evaluated once

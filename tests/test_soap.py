@@ -167,6 +167,20 @@ def test_http_async_path_and_snapshot_pickup(served):
     assert v0 + 1 in r["versions"] and len(r["versions"]) <= 3 and r["staleness_s"] >= 0
 
 
+def test_served_embedding_is_the_mean_of_the_last_three_versions_over_http(served):
+    """The value, not the shape: four known versions stored for one user, one request answers their newest three's
+    mean (serving the newest alone, or all four, fails here)."""
+    import httpx
+    base, d, _ = served
+    st = S.open_store(f"sqlite:{d/'s.db'}")
+    E = [np.full((2, 96), v, np.float32) + np.arange(96, dtype=np.float32) / 8 for v in (1.0, 2.0, 4.0, 8.0)]   # exact in fp16
+    for k, e in enumerate(E): st.push(11, e, 1001 + k, time.time() + 3600 + k)    # newer than any recompute the service writes
+    st.close()
+    r = httpx.get(base + "/users/11/embedding").json()
+    assert r["versions"][:3] == [1004, 1003, 1002], r["versions"]
+    np.testing.assert_allclose(np.array(r["embedding"]), (E[1] + E[2] + E[3]) / 3, atol=1e-4)
+
+
 def test_service_settings_are_checked(served, tmp_path):
     "batch 0 or a poll interval of 0 (a busy loop) is refused by make_app and by `serve`'s options, as is a port out of range."
     _, d, _ = served

@@ -87,6 +87,11 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, steps
     for k in ("val_logloss", "test_logloss", "test_auc"): assert resumed[k] == straight[k], (k, resumed[k], straight[k])
 
 
+# test log loss each baseline reaches here (seeded, CPU; measured 2026-12-07: lr 0.5318, fm 0.5403, deepfm 0.5332, dcnv2 0.5293,
+# dlrm 0.5346, autoint 0.5313; base rate 0.5833, Bayes 0.4977), plus 0.004. "Beats the base rate" alone passed a DCN-v2
+# whose cross layer was x * W x (0.5385): a bound near what the right formula reaches does not
+_REACHED = dict(lr=0.5358, fm=0.5443, deepfm=0.5372, dcnv2=0.5333, dlrm=0.5386, autoint=0.5353)
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_baseline_beats_base_rate_on_synthetic(name):
     d = make_synthetic(SyntheticConfig(rows=20_000, seed=5))
@@ -95,6 +100,7 @@ def test_every_baseline_beats_base_rate_on_synthetic(name):
     base = float(d.label[sp[0]].mean()); y = d.label[sp[2]]
     base_ll = -np.mean(y * np.log(base) + (1 - y) * np.log(1 - base))
     assert r["test_logloss"] < base_ll - 0.02, (name, r["test_logloss"], base_ll)
+    assert r["test_logloss"] < _REACHED[name], (name, r["test_logloss"], _REACHED[name])
     assert r["test_logloss"] > bayes_logloss(d, sp[2]) - 0.01   # nothing beats the truth (up to noise)
 
 
@@ -108,7 +114,8 @@ def test_the_leaderboard_shows_the_bayes_optimal_ceiling_where_it_is_known(tmp_p
     sp = split_indices(d, seed=TrainConfig().split_seed)
     assert row.test_logloss["bayes optimal"] == pytest.approx(bayes_logloss(d, sp[2]))
     assert row.test_logloss["bayes optimal"] < row.test_logloss["fm"] < row.test_logloss["base rate"]
-    assert row.test_auc["bayes optimal"] > row.test_auc["fm"] and 0 < row.test_ne["bayes optimal"] < 1
+    q = float(d.label[sp[2]].mean()); h = -(q * np.log(q) + (1 - q) * np.log(1 - q))      # NE = log loss / entropy of the test labels
+    assert row.test_auc["bayes optimal"] > row.test_auc["fm"] and row.test_ne["bayes optimal"] == pytest.approx(bayes_logloss(d, sp[2]) / h, rel=1e-6)
     assert "Bayes optimal" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     from nasrec_lit.baselines import reference_rows
     assert [r["name"] for r in reference_rows(load_data("synthetic"), sp)] == ["base rate", "bayes optimal"]
