@@ -295,15 +295,16 @@ def search(ctx: typer.Context, space: str = typer.Option("full", help="full | sm
                  flops_per_sample=res["flops_per_sample"], params=res["params"])]
     rows = _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines, cont, title=f"{data}: searched model vs baselines (test)")
     if "pareto_front" in res: _print_front(folder, cfg)
+    for name, path in res.get("figures", {}).items(): console.print(f"figure ({name}): {path}")
     console.print(f"run: {folder}  (ledger: trials.jsonl, export: export/arch.json, export/model.pt)")
     return rows
 
 def _print_front(folder, cfg):
     "The Pareto front of a search of several metrics: a table, its hypervolume, and `pareto.png` in the run folder."
-    from nasrec_lit.nas.search import TrialLedger, front_hypervolume, plot_pareto
+    from nasrec_lit.nas.search import TrialLedger, front_hypervolume, plot_pareto, pareto_front_table
     recs, obj = TrialLedger(Path(folder)/"trials.jsonl").read(), cfg.objective_()
     front, hv, ref = front_hypervolume(recs, obj)
-    console.print(table([dict(trial=r["trial"], key=r["key"], **{m: obj.lookup(r, m.lstrip("-")) for m in obj.metrics}) for r in front],
+    console.print(table(pareto_front_table(recs, obj),
                         title=f"Pareto front of {', '.join(obj.metrics)}: {len(front)} of {len(recs)} trials"))
     plot_pareto(recs, obj, Path(folder)/"pareto.png")
     console.print(f"hypervolume {hv:.6g} (reference point {ref}); figure: {Path(folder)/'pareto.png'}")
@@ -312,16 +313,47 @@ def _versus_baselines(rows, d, splits, cfg, stratified, folder, baselines: bool,
     """`rows` (the searched model's) and every baseline trained with the search's final protocol (epochs chosen on
     validation, refit on train+validation; run folders under `folder/baselines`), or only the reference rows (the base
     rate, and Bayes-optimal on synthetic data) on the same split; printed and written to `folder/leaderboard.json`."""
+    import pandas as pd
+    from nasrec_lit.core import Tracker, tracking_group
     from nasrec_lit.nas.nasrec import scratch_protocol
-    from nasrec_lit.baselines import leaderboard, reference_rows
+    from nasrec_lit.baselines import leaderboard, reference_rows, leaderboard_figure
     if baselines:
-        df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=resume)
+        with tracking_group(Path(folder).name):            # the baselines' W&B runs join the search's group
+            df, _, _ = leaderboard(d, cfg=scratch_protocol(cfg)[0].replace(stratified=stratified), root=Path(folder)/"baselines", tuned=True, refit=True, resume=resume)
         rows = rows + df[["name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params"]].to_dict(orient="records")
     else: rows = rows + reference_rows(d, splits)
     rows = sorted(rows, key=lambda r: r["test_logloss"])
     console.print(table(rows, title=title))
     (Path(folder)/"leaderboard.json").write_text(json.dumps(rows, indent=1, default=float))
+    with Tracker(folder, Path(folder).name, group=Path(folder).name, job_type="leaderboard") as t:   # the search's W&B run, continued
+        t.table("leaderboard", rows); fig = t.figure("leaderboard", leaderboard_figure(pd.DataFrame(rows), title)); _close_figures()
+    console.print(f"figure: {fig}")
     return rows
+
+def _close_figures():
+    import matplotlib.pyplot as plt; plt.close("all")
+
+def _experiment(runs_dir: Path, name: str, config: dict, job_type: str):
+    """A command's run folder (`runs_dir/name`: config.yaml, result.json, figures/) and its W&B run (`core.Tracker`), the
+    same for every method's main command; a rerun of the same name starts a new W&B run."""
+    from nasrec_lit.core import Tracker
+    import matplotlib; matplotlib.use("Agg")
+    run = RunDir(name, runs_dir, config=config)
+    return run, Tracker(run.path, run.name, config=config, job_type=job_type, resume=False)
+
+def _bars(df, x: str, y: str, hue: Optional[str] = None, title: str = ""):
+    "Grouped bars of `y` per `x` (one colour per `hue` value): the figure of a results table."
+    import matplotlib.pyplot as plt, numpy as np
+    groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=False))
+    xs = list(dict.fromkeys(df[x])); w = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(xs) * len(groups)), 3.6))
+    for k, (h, g) in enumerate(groups):
+        v = g.set_index(x)[y].reindex(xs).to_numpy(float)
+        ax.bar(np.arange(len(xs)) + k * w, v, w, label=None if h is None else f"{hue}={h}")
+    ax.set_xticks(np.arange(len(xs)) + w * (len(groups) - 1) / 2, xs, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(y); ax.set_title(title)
+    if hue is not None: ax.legend(fontsize=8)
+    fig.tight_layout(); return fig
 
 # %% ../nbs/90_cli.ipynb #9c41d7b2
 @app.command("retrain")
@@ -385,7 +417,8 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
               k: int = typer.Option(2, help="steps within which an action may move a feature"),
               horizon: int = typer.Option(30, help="steps of reward in the return-to-go"), gamma: float = typer.Option(0.9),
               discretize: Optional[int] = typer.Option(None, min=2, help="wrap a continuous action space into N levels per dimension"),
-              figure: Optional[Path] = typer.Option(None, help="save the importance/sensitivity figure here")):
+              figure: Optional[Path] = typer.Option(None, help="also save the importance/sensitivity figure here"),
+              runs_dir: Path = typer.Option(Path("runs"), help="the run folder mdp-check-<env> goes here (figure, table, verdict)")):
     "Check that the state has features both action-sensitive and reward-predictive; print the verdict table."
     if (env is None) == (transitions is None): fail("give an environment (ENV) or logged transitions (--transitions PATH), not both or neither")
     if transitions is not None and discretize: fail("--discretize wraps an environment's actions; logged transitions carry their own")
@@ -412,9 +445,14 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
     rows = [dict(feature=r.feature, importance=float(r.importance), probe_floor=float(r.probe_floor), predictive=str(bool(r.predictive)),
                  sensitivity=float(r.sensitivity), null_floor=float(r.null_floor), sensitive=str(bool(r.sensitive))) for r in rep.table.itertuples()]
     console.print(table(rows, title=f"{name}: {steps if transitions is None else len(source)} steps"))
-    if figure is not None:
-        import matplotlib.pyplot as plt
-        plot_report(rep); plt.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    run, t = _experiment(runs_dir, f"mdp-check-{name}", dict(source=name, check=cfg.to_dict()), "mdp-check")
+    with t:
+        axes = plot_report(rep); fig = axes[0].figure; p = t.figure("report", fig)
+        t.table("features", rows); t.summary(valid=bool(rep.valid), verdict=rep.verdict, seconds=rep.seconds)
+    run.write_result(dict(valid=bool(rep.valid), verdict=rep.verdict, features=rows, seconds=rep.seconds))
+    console.print(f"figure: {p}")
+    if figure is not None: fig.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    _close_figures()
     console.print(f"seconds: {rep.seconds}")
     console.print(f"verdict: {rep.verdict}", highlight=False)
     raise typer.Exit(0 if rep.valid else 1)
@@ -510,8 +548,11 @@ def _critic_report(out, run_dir: Path):
     console.print(table(results_frame(out).to_dict("records"), title="pairwise accuracy (bootstrap 95% CI)", floatfmt="{:.3f}"))
     for name, cur in out["curves"].items():
         console.print(f"{name}: " + "  ".join(f"m={c['m']}: {c['accuracy']:.3f}" for c in cur), highlight=False)
-    plot_results(out); plt.savefig(run_dir/"results.png", dpi=110, bbox_inches="tight"); plt.close("all")
-    console.print(f"figure: {run_dir/'results.png'}")
+    from nasrec_lit.core import Tracker
+    with Tracker(run_dir, "critic_rm-" + Path(run_dir).name, job_type="critic-rm") as t:      # the experiment's W&B run, continued
+        plot_results(out); p = t.figure("results", plt.gcf()); t.table("accuracy", results_frame(out).to_dict("records"))
+    plt.savefig(run_dir/"results.png", dpi=110, bbox_inches="tight"); plt.close("all")      # where earlier versions put it
+    console.print(f"figure: {p}")
 
 @critic_app.command("eval")
 @guarded
@@ -529,7 +570,8 @@ app.add_typer(ce_app, name="crosseval")
 @guarded
 def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o | claude (shipped tables) or a CSV model,capability,score"),
                     delta: float = typer.Option(3.0, help="a pair qualifies when its components differ by more than this"),
-                    figure: Optional[Path] = typer.Option(None, help="save the weakest-link figure here")):
+                    figure: Optional[Path] = typer.Option(None, help="also save the weakest-link figure here"),
+                    runs_dir: Path = typer.Option(Path("runs"), help="the run folder crosseval-weakest-link-<table> goes here (figure, tables, result)")):
     "Classify every qualifying cross score (below both / closer to weaker / closer to stronger / above both)."
     from nasrec_lit.llm.crosseval import (read_score_table, crosseval_table_path, weakest_link, weakest_link_counts,
                                           summary_line, per_model_breakdown, plot_weakest_link)
@@ -538,9 +580,15 @@ def ce_weakest_link(table_: str = typer.Option("gpt4o", "--table", help="gpt4o |
     t = read_score_table(path); wl = weakest_link(t, delta)
     pm = per_model_breakdown(t, wl).reset_index().rename(columns={"index": "model"})
     console.print(table(pm.to_dict("records"), title=f"{path.name}: per model (Δ={delta})", floatfmt="{:.2f}"))
-    if figure is not None:
-        import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-        plot_weakest_link(wl, path.name); plt.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    label = table_ if table_ in ("gpt4o", "claude") else path.stem
+    run, t = _experiment(runs_dir, f"crosseval-weakest-link-{label}", dict(table=str(path), delta=delta), "crosseval-weakest-link")
+    with t:
+        fig = plot_weakest_link(wl, path.name).figure; p = t.figure("weakest_link", fig)
+        t.table("weakest_link", wl.to_dict("records")); t.table("per_model", pm.to_dict("records")); t.summary(**weakest_link_counts(wl))
+    run.write_result(dict(counts=weakest_link_counts(wl), per_model=pm.to_dict("records")))
+    console.print(f"figure: {p}")
+    if figure is not None: fig.savefig(figure, dpi=110, bbox_inches="tight"); console.print(f"figure: {figure}")
+    _close_figures()
     console.print(summary_line(weakest_link_counts(wl)), highlight=False)
 
 @ce_app.command("judge")
@@ -583,7 +631,8 @@ def ce_judge(data: str = typer.Option("pandalm", help="pandalm[:PATH] (agreement
 def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"), refs: str = typer.Option("0,1,2"),
                  limit: int = typer.Option(0, min=0, help="responses to judge (0: all)"), max_new_tokens: int = typer.Option(384),
                  retries: int = typer.Option(5), seed: int = typer.Option(0), backbone: Optional[str] = typer.Option(None),
-                 cache: Optional[Path] = typer.Option(None, help="generation cache (JSONL) a rerun resumes from (default: next to --data)")):
+                 cache: Optional[Path] = typer.Option(None, help="generation cache (JSONL) a rerun resumes from (default: next to --data)"),
+                 runs_dir: Path = typer.Option(Path("runs"), help="the run folder crosseval-meta-eval-<data> goes here (figure, table, result)")):
     "Pearson/Spearman/Kendall of judge vs human mean, per capability and overall, with 0/1/2 leave-one-out references."
     from nasrec_lit.llm.backbone import load_backbone, GenCache
     from nasrec_lit.llm import crosseval as ce
@@ -595,6 +644,13 @@ def ce_meta_eval(data: Path = typer.Option(..., help="a CrossEval benchmark CSV"
     gc = GenCache(cache or Path(data).with_suffix(".meta-eval.generations.jsonl"))
     t = ce.meta_evaluate(bb, long, n_refs, ce.JudgeConfig(max_new_tokens=max_new_tokens, retries=retries), seed, gc, pool=full)
     console.print(table(t.to_dict("records"), title="meta-evaluation", floatfmt="{:.3f}"))
+    run, tr = _experiment(runs_dir, f"crosseval-meta-eval-{Path(data).stem}", dict(data=str(data), refs=n_refs, limit=limit, seed=seed), "crosseval-meta-eval")
+    with tr:
+        tr.table("meta_evaluation", t.to_dict("records"))
+        p = tr.figure("meta_evaluation", _bars(t, "capability", "pearson", "references", "judge vs human mean: Pearson r by references"))
+        tr.summary(**{f"overall_pearson_{r.references}refs": r.pearson for r in t[t.capability == "Overall"].itertuples()})
+    run.write_result(dict(meta_evaluation=t.to_dict("records"))); _close_figures()
+    console.print(f"figure: {p}")
 
 # %% ../nbs/90_cli.ipynb #df672592
 sum_app = typer.Typer(help="SUM: upstream user models and their embeddings.", no_args_is_help=True)
@@ -636,7 +692,15 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
     v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
     UserFeatures.save(run.path/"features.npz", d.latest)
     run.write_result(dict(res, snapshot=v))
-    console.print(table([dict(task=t, test_ne=res[f"{t}_ne"], test_auc=res[f"{t}_auc"]) for t in d.task_names], title=f"{name}: upstream test metrics"))
+    import pandas as pd
+    from nasrec_lit.core import Tracker
+    tasks = [dict(task=t, test_ne=res[f"{t}_ne"], test_auc=res[f"{t}_auc"]) for t in d.task_names]
+    with Tracker(run.path, name, config=dict(data=data, sum=cfg.to_dict()), group=name, job_type="sum", resume=False) as t:
+        t.table("task_metrics", tasks); p = t.figure("task_metrics", _bars(pd.DataFrame(tasks), "task", "test_ne", title=f"{name}: test NE per task (1 = base rate)"))
+        t.summary(**{f"{x['task']}_ne": x["test_ne"] for x in tasks}, snapshot=v)
+    _close_figures()
+    console.print(table(tasks, title=f"{name}: upstream test metrics"))
+    console.print(f"figure: {p}")
     console.print(f"snapshot v{v}: {run.path/'snapshots'}; features: {run.path/'features.npz'}; {res['train_s']}s", highlight=False)
 
 @sum_app.command("export")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #98a5aad8
 from __future__ import annotations
-import dataclasses, json, os, random, re, sys, time, types, typing, warnings
+import contextlib, dataclasses, json, os, random, re, sys, time, types, typing, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -16,8 +16,9 @@ import yaml
 __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 'Config', 'seed_everything', 'shared_data_dir',
            'cache_root', 'build_lock', 'project_data_dirs', 'write_text_atomic', 'write_json', 'run_path',
            'config_differences', 'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger',
-           'closed_on_failure', 'progress_seconds', 'LineWriter', 'progress', 'line_progress', 'log_step_now',
-           'quiet_lightning', 'fit_resuming', 'last_checkpoints', 'interval_checkpoint', 'resumable_fit', 'LeanHooks']
+           'closed_on_failure', 'read_wandb_history', 'Tracker', 'tracking_group', 'progress_seconds', 'LineWriter',
+           'progress', 'line_progress', 'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints',
+           'interval_checkpoint', 'resumable_fit', 'LeanHooks']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -315,7 +316,7 @@ def make_logger(run: RunDir, project: str = "nasrec_lit", mode: Optional[str] = 
         from lightning.pytorch.loggers import WandbLogger
         os.environ.setdefault("WANDB_SILENT", "true")
         lg = WandbLogger(project=project, name=run.name, save_dir=str(run.path), offline=(mode != "online"),
-                         config=config, settings=_wandb_settings())
+                         config=config, settings=_wandb_settings(), group=os.environ.get("WANDB_RUN_GROUP"))   # see tracking_group
         # Lightning 2.6 always hands wandb.init `anonymous=None`, and wandb 0.31 then prints "The anonymous setting
         # has no effect" (once a process, even when silent): the key is dropped before the run starts
         if isinstance(getattr(lg, "_wandb_init", None), dict): lg._wandb_init.pop("anonymous", None)
@@ -359,6 +360,105 @@ class closed_on_failure:
     def __exit__(self, kind, *_):
         if kind is not None and self.logger: finish_logger(self.logger, failed=True)
         return False
+
+# %% ../nbs/00_core.ipynb #3b5677db
+def _wandb_records(path):
+    "The protobuf records of a `.wandb` file: 32 KiB blocks of (crc32, length, type) + data; types 1 full, 2 first, 3 middle, 4 last."
+    import struct
+    from wandb.proto import wandb_internal_pb2
+    data, block, pos, buf = Path(path).read_bytes(), 32768, 7, b""       # a 7-byte file header (':W&B', key, version)
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7: pos += left; continue                                # a block's tail too short for a header: padding
+        _, n, kind = struct.unpack("<IHB", data[pos:pos + 7]); chunk = data[pos + 7:pos + 7 + n]; pos += 7 + n
+        if kind == 0 and n == 0: break                                    # zeros: the unwritten end of a file
+        buf = chunk if kind in (1, 2) else buf + chunk
+        if kind in (1, 4):
+            rec = wandb_internal_pb2.Record(); rec.ParseFromString(buf); yield rec
+
+def read_wandb_history(path) -> list:
+    "The history rows (dicts of the logged values, `_step` included) of an offline run: its folder or its `.wandb` file."
+    p = Path(path); files = [p] if p.suffix == ".wandb" else sorted(p.glob("*.wandb"))
+    rows = []
+    for f in files:
+        for rec in _wandb_records(f):
+            if rec.WhichOneof("record_type") == "history":
+                rows.append({".".join(i.nested_key) or i.key: json.loads(i.value_json) for i in rec.history.item})
+    return rows
+
+class Tracker:
+    """One experiment's W&B run and its run folder's figures. `log(metrics, step)`, `figure(name, fig)` (saved as
+    `folder/figures/<name>.png` and logged as an image), `table(name, rows)` (a `wandb.Table`, and `folder/<name>.csv`),
+    `summary(**values)`, `finish(failed=False)`. `group` gathers related runs in the W&B UI (a search and its
+    retrainings); `resume` continues the run whose id `folder/tracking.json` holds."""
+    def __init__(self, folder, name: str, config: Optional[dict] = None, group: Optional[str] = None, job_type: Optional[str] = None,
+                 project: str = "nasrec_lit", mode: Optional[str] = None, resume: bool = True):
+        self.folder = Path(folder); self.name, self.group = name, group
+        mode = mode or os.environ.get("WANDB_MODE", "offline")
+        if mode not in ("offline", "online", "disabled", "csv", "dryrun"):
+            raise ConfigError(f"tracking mode {mode!r} is not one of ['offline', 'online', 'disabled', 'csv']")
+        state = self.folder/"tracking.json"
+        old = json.loads(state.read_text()) if resume and state.exists() else {}
+        self.run, self.id = None, old.get("id")
+        if mode in ("disabled", "csv") or not is_rank_zero(): return
+        try:
+            import wandb
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self.id = self.id or "".join(random.SystemRandom().choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
+            self.folder.mkdir(parents=True, exist_ok=True); write_json(state, dict(id=self.id, name=name, group=group))
+            self.run = wandb.init(project=project, name=name, id=self.id, resume="allow", dir=str(self.folder), group=group, job_type=job_type,
+                                  config=_plain(config or {}), mode="online" if mode == "online" else "offline", settings=_wandb_settings(), reinit="create_new")
+        except Exception as e:          # never lose the experiment over tracking: its files still come
+            print(f"[nasrec_lit] wandb unavailable ({type(e).__name__}: {e}); tracking {self.folder} in files only", file=sys.stderr)
+            self.run = None
+
+    def logged(self, key: str) -> set:
+        "The values of `key` in this run's history so far, earlier processes' offline runs included."
+        found = set()
+        for d in sorted((self.folder/"wandb").glob(f"offline-run-*-{self.id}")) if self.id else []:
+            found |= {r[key] for r in read_wandb_history(d) if key in r}
+        return found
+
+    def log(self, metrics: dict, step: Optional[int] = None):
+        if self.run is not None: self.run.log({k: v for k, v in metrics.items() if v is not None}, step=step)
+
+    def figure(self, name: str, fig) -> Path:
+        "Save `fig` as `figures/<name>.png` in the run folder (and log it as an image); returns the path."
+        p = self.folder/"figures"/f"{_slug(name)}.png"
+        if is_rank_zero():
+            p.parent.mkdir(parents=True, exist_ok=True); fig.savefig(p, dpi=110, bbox_inches="tight")
+            if self.run is not None:
+                import wandb; self.run.log({f"figures/{name}": wandb.Image(str(p))})
+        return p
+
+    def table(self, name: str, rows: list) -> Path:
+        "Rows of dicts as `<name>.csv` in the run folder and a W&B table; returns the CSV's path."
+        import pandas as pd
+        df = pd.DataFrame([{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in rows])
+        p = self.folder/f"{_slug(name)}.csv"
+        if is_rank_zero(): df.to_csv(p, index=False)
+        if self.run is not None:
+            import wandb; self.run.log({name: wandb.Table(dataframe=df)})
+        return p
+
+    def summary(self, **values):
+        if self.run is not None: self.run.summary.update({k: v for k, v in values.items() if v is not None})
+
+    def finish(self, failed: bool = False):
+        if self.run is not None: self.run.finish(exit_code=1 if failed else 0); self.run = None
+    def __enter__(self): return self
+    def __exit__(self, kind, *_): self.finish(failed=kind is not None); return False
+
+@contextlib.contextmanager
+def tracking_group(group: Optional[str]):
+    "Inside it, every W&B run this process starts (trainings' loggers included) joins `group` (W&B's `WANDB_RUN_GROUP`)."
+    old = os.environ.get("WANDB_RUN_GROUP")
+    if group: os.environ["WANDB_RUN_GROUP"] = group
+    try: yield
+    finally:
+        if old is None: os.environ.pop("WANDB_RUN_GROUP", None)
+        else: os.environ["WANDB_RUN_GROUP"] = old
+
 
 # %% ../nbs/00_core.ipynb #3a33c36e
 def progress_seconds() -> float:

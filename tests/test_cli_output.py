@@ -33,5 +33,7 @@ def test_training_and_mdp_check_in_a_log_file(tmp_path):
     "`train` and `mdp-check` into a log: lines per stage and epoch, never a redrawn bar."
     text = _captured(["train", "--model", "lr", "--data", "synthetic", "--epochs", "2", "--runs-dir", str(tmp_path)], tmp_path)
     assert "\r" not in text and re.search(r"^validated: epoch 2/2, step \d+", text, re.M), text[-3000:]
-    text = _captured(["mdp-check", "nasrec_lit/LineWorld-v0", "--steps", "2000"], tmp_path)
+    text = _captured(["mdp-check", "nasrec_lit/LineWorld-v0", "--steps", "2000", "--runs-dir", str(tmp_path)], tmp_path)
     assert "\r" not in text and re.search(r"^collect: 100%.*2000/2000", text, re.M), text[-3000:]
+    fig = tmp_path / "mdp-check-nasrec_lit-LineWorld-v0" / "figures" / "report.png"     # the figure by default, not only with --figure
+    assert fig.stat().st_size > 5000 and f"figure: {fig}" in text.replace("\n", ""), text[-2000:]

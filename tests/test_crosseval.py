@@ -1,4 +1,5 @@
 """CrossEval: schema validation, the weakest-link rule at and around Δ, correlations against scipy, κ, the CLI line."""
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,10 +128,14 @@ def test_benchmark_errors_name_the_editor_line(tmp_path):
     with pytest.raises(ce.CrossEvalSchemaError, match=r"line 7, column 'difficulty'"): ce.read_crosseval(p)
 
 
-def test_cli_weakest_link_lines(tmp_path):
+def test_cli_weakest_link_lines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                                  # the run folder goes to ./runs by default
     r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", "gpt4o"])
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == \
         "qualifying=58 below_both=37 closer_weaker=21 closer_stronger=0 above_both=0"
+    run = tmp_path / "runs" / "crosseval-weakest-link-gpt4o"     # its figure, tables and result, without --figure
+    assert (run / "figures" / "weakest_link.png").stat().st_size > 10_000 and (run / "weakest_link.csv").exists()
+    assert json.loads((run / "result.json").read_text())["counts"]["qualifying"] == 58
     r = CliRunner().invoke(app, ["crosseval", "weakest-link", "--table", "claude", "--figure", str(tmp_path/"f.png")])
     assert r.exit_code == 0 and r.output.strip().splitlines()[-1] == \
         "qualifying=48 below_both=24 closer_weaker=18 closer_stronger=6 above_both=0"

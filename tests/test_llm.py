@@ -208,6 +208,7 @@ def test_cli_critic_rm_and_judge_on_tiny_backbone(tiny, tmp_path):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "standard_rm" in r.output and "judge_pairwise" in r.output and (run/"results.png").exists()
+    assert (run/"figures"/"results.png").stat().st_size > 5000 and (run/"tracking.json").exists()     # the experiment's W&B run and figure
     assert [p.name for p in (run/"standard_rm"/"checkpoints").iterdir()] == ["last.ckpt"]   # the reward model's training checkpoint
     r = CliRunner().invoke(app, ["critic-rm", "eval", "--run-dir", str(run)]); assert r.exit_code == 0 and "standard_rm" in r.output
     # the run folder's finished arms are read back only for the same settings: another training-set size is refused,

@@ -16,7 +16,11 @@ def _ledger(path):
 
 
 def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
-    env = dict(os.environ, WANDB_MODE="disabled", NASREC_LIT_PROGRESS="0")
+    """A search killed after 8 trials and resumed: every trial in the ledger once, and in the search's W&B run once
+    (its offline runs read back with `read_wandb_history`); the trajectory, Pareto and leaderboard figures written."""
+    # WANDB_SERVICE: a wandb service this pytest process may have started (another test's W&B run) is not the commands':
+    # a killed command's stream would stay open in it, and the resumed command's stream of the same run id would go nowhere
+    env = {k: v for k, v in dict(os.environ, WANDB_MODE="offline", NASREC_LIT_PROGRESS="0").items() if k != "WANDB_SERVICE"}
     cmd = [CLI, "search", "--data", "synthetic", "--budget", "30", "--blocks", "2", "--supernet-epochs", "1", "--top-k", "1",
            "--final-epochs", "1", "--no-baselines", "--runs-dir", str(tmp_path), "--name", "kill"]
     ledger = tmp_path / "kill" / "trials.jsonl"
@@ -24,7 +28,7 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     before = _ledger(ledger)
     assert 8 <= len(before) < 30
     r = subprocess.run([c if c != "30" else "31" for c in cmd] + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and "search.budget is 30 there and 31 now" in r.stderr, r.stderr[-2000:]   # other settings: refused
+    assert r.returncode == 2 and "--budget gives search.budget=31, the run has 30" in r.stderr, r.stderr[-2000:]   # other settings: refused
     r = subprocess.run(cmd + ["--resume", str(tmp_path / "kill")], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     recs = _ledger(ledger)
@@ -32,6 +36,19 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path):
     assert len({x["key"] for x in recs}) == 30                                 # no duplicate architecture
     assert [x["key"] for x in recs[:len(before)]] == [x["key"] for x in before]  # nothing already written was lost
     assert (tmp_path / "kill" / "export" / "arch.json").exists() and (tmp_path / "kill" / "result.json").exists()
+    from nasrec_lit.core import read_wandb_history
+    run_id = json.loads((tmp_path / "kill" / "tracking.json").read_text())["id"]
+    runs = sorted((tmp_path / "kill" / "wandb").glob(f"offline-run-*-{run_id}"))
+    hist = [h for d in runs for h in read_wandb_history(d) if "trial" in h]
+    assert len(runs) >= 3 and sorted(h["trial"] for h in hist) == list(range(30)), (len(runs), sorted(h["trial"] for h in hist))
+    best = [h["best/val_logloss"] for h in sorted(hist, key=lambda h: h["_step"])]
+    assert all(b <= a for a, b in zip(best, best[1:]))                          # the best-so-far curve never rises
+    for name in ("trajectory", "pareto", "leaderboard"):
+        f = tmp_path / "kill" / "figures" / f"{name}.png"
+        assert f.stat().st_size > 5000 and f"figure ({name}): {f}" in r.stdout.replace("\n", "") or f"figure: {f}" in r.stdout.replace("\n", ""), (name, r.stdout[-1500:])
+    # the retrainings' W&B runs are in the search's group
+    cfgs = list((tmp_path / "kill" / "retrain").rglob("offline-run-*/files/wandb-metadata.json")) + list((tmp_path / "kill" / "retrain").rglob("*.wandb"))
+    assert cfgs, "the retraining wrote no W&B run"
 
 
 def test_sigkill_during_top_k_retraining_keeps_the_finished_retrainings(tmp_path):
@@ -235,7 +252,7 @@ def test_search_reads_the_data_with_its_options_and_split(tmp_path):
     tr = split_indices(d, seed=2024, stratify=True)[0]
     assert abs(board["base rate"]["test_logloss"] - logloss(d.label[te], np.full(len(te), d.label[tr].mean()))) < 1e-9
     r = subprocess.run(cmd + ["--encoding", "vocab", "--stratified", "--max-rows", "400", "--name", "h"], env=env, capture_output=True, text=True)
-    assert r.returncode == 2 and "data_options.encoding is 'hash' there and 'vocab' now" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "--encoding gives data_options.encoding='vocab', the run has 'hash'" in r.stderr, r.stderr[-2000:]
     assert subprocess.run(cmd + ["--name", "plain"], env=env, capture_output=True, text=True).returncode == 0
     plain = yaml.safe_load((tmp_path / "plain" / "config.yaml").read_text())
     assert "data_options" not in plain and "stratified" not in plain

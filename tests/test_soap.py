@@ -275,6 +275,8 @@ def test_sigkill_during_sum_training_resumes_to_the_same_model(tmp_path):
     cmd = lambda root: [exe, "sum", "train", "--data", f"movielens:{ml}", "--epochs", "2", "--runs-dir", str(root), "--checkpoint-minutes", "0"]
     r = subprocess.run(cmd(tmp_path / "straight"), capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    fig = tmp_path / "straight" / "sum_movielens" / "figures" / "task_metrics.png"     # the command's figure, path printed
+    assert fig.stat().st_size > 5000 and f"figure: {fig}" in r.stdout.replace("\n", ""), r.stdout[-1000:]
     run = tmp_path / "kill" / "sum_movielens"
     run.mkdir(parents=True); (run / "result.json").write_text('{"stale": true}')   # an earlier run's result: a fresh run removes it
     sigkill_when(cmd(tmp_path / "kill"), env, lambda: (run / "checkpoints" / "last.ckpt").exists(), "the first checkpoint")

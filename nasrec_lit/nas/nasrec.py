@@ -12,17 +12,18 @@ from typing import Optional
 
 import numpy as np
 import torch
-from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError, NasrecError, write_json, progress, ADDED_LATER
+from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError, NasrecError, write_json, progress, ADDED_LATER, Tracker, tracking_group
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig
 from ..engine import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, tie_to_data
 from .space import SpaceConfig, SearchSpace, Arch, NASRecNet, arch_cost
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config
-from .search import TrialResult, TrialLedger, Objective, run_search, make_searcher, searchers
+from .search import TrialResult, TrialLedger, Objective, run_search, make_searcher, searchers, SearchLog, plot_trajectory, plot_pareto, pareto_front_table
 
 # %% auto #0
 __all__ = ['NASRecModel', 'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'SupernetEvaluator',
-           'ScratchEvaluator', 'LowFidelityEvaluator', 'supernet_in', 'nasrec_search', 'load_exported', 'load_search',
-           'retrain_searched', 'rank_study', 'plot_rank_study', 'compare_with_baselines']
+           'ScratchEvaluator', 'LowFidelityEvaluator', 'supernet_in', 'nasrec_search', 'search_tracker',
+           'search_figures', 'load_exported', 'load_search', 'retrain_searched', 'rank_study', 'plot_rank_study',
+           'compare_with_baselines']
 
 # %% ../../nbs/12b_nasrec.ipynb #49e14d9c
 class NASRecModel(CTRModel):
@@ -176,8 +177,8 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     quiet_lightning(); folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     splits = splits if splits is not None else split_indices(data, seed=2024)
     # the folder belongs to one search: another space, supernet, search config or data is refused, naming the field
-    pin_settings(folder/"search.json", dict(data=data.source, rows=[len(x) for x in splits], space=space.to_dict(), supernet=sn_cfg.to_dict(),
-                                            search=cfg.to_dict()), "search")
+    settings = dict(data=data.source, rows=[len(x) for x in splits], space=space.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict())
+    pin_settings(folder/"search.json", settings, "search")
     t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
     log(f"supernet: {sn_s:.1f}s")
     schema, objective = data.schema(), cfg.objective_()
@@ -185,7 +186,10 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
     searcher = make_searcher(cfg.searcher, ss, objective, cfg.seed, population=cfg.population, tournament=cfg.tournament,
                              children=cfg.children, generations=cfg.generations)
-    records = run_search(searcher, evaluate, folder, cfg.budget, workers=cfg.workers, ray=cfg.ray, objective=objective)
+    ledger0 = TrialLedger(folder/"trials.jsonl"); ledger0.repair()
+    with search_tracker(folder, settings) as tracker:      # one W&B run: each trial once, however often the search resumes
+        records = run_search(searcher, evaluate, folder, cfg.budget, workers=cfg.workers, ray=cfg.ray, objective=objective,
+                             on_trial=SearchLog(tracker, objective, ledger0.read()))
     top = objective.top(records, cfg.top_k)
     tc, optim = scratch_protocol(cfg)
     retrained = []
@@ -195,7 +199,8 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     ledger = TrialLedger(folder/"retrain.jsonl"); ledger.repair(); done = {x["key"]: x for x in ledger.read()}
     for r in progress(top, desc="retrain top-k"):
         if r["key"] not in done:
-            res = train_from_scratch(Arch.from_dict(r["arch"]), data, splits, space, cfg, run=RunDir(r["key"], root=folder/"retrain"))
+            with tracking_group(folder.name):                  # the retrainings' W&B runs sit under the search's group
+                res = train_from_scratch(Arch.from_dict(r["arch"]), data, splits, space, cfg, run=RunDir(r["key"], root=folder/"retrain"))
             done[r["key"]] = dict(key=r["key"], supernet_val_logloss=r["metrics"]["val_logloss"], best_epoch=res["best_epoch"],
                                   **{k: res[k] for k in ("val_logloss", "val_auc", "val_ne", "test_logloss", "test_auc", "test_ne")})
             ledger.append_record(done[r["key"]])
@@ -208,19 +213,42 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
     seed_everything(tc.seed); final_model = NASRecModel(best_arch, schema, space, optim)
     # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
-    final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False, checkpoints=True),
-                RunDir("final", root=folder), splits=(trval, splits[1], splits[2]), resume=True)
+    with tracking_group(folder.name):
+        final = fit(final_model, data, tc.replace(epochs=max(1, best["best_epoch"] + 1), patience=None, select_best=False, checkpoints=True),
+                    RunDir("final", root=folder), splits=(trval, splits[1], splits[2]), resume=True)
     export_dir = folder/"export"; export_dir.mkdir(exist_ok=True)
     (export_dir/"arch.json").write_text(best_arch.to_json())
     torch.save(dict(arch=best_arch.to_dict(), schema=schema, space=space.to_dict(), state_dict=final_model.net.state_dict()), export_dir/"model.pt")
-    front = [dict(key=r["key"], **{m: Objective.lookup(r, m.lstrip("-")) for m in objective.metrics})
-             for r in objective.pareto_front(records)] if len(objective.metrics) > 1 else None
+    front = pareto_front_table(records, objective) if len(objective.metrics) > 1 else None
     result = dict(best_key=best["key"], test_logloss=final["test_logloss"], test_auc=final["test_auc"], test_ne=final["test_ne"],
                   flops_per_sample=final["flops_per_sample"], params=final["params"], supernet_seconds=sn_s, trials=len(records),
                   search_seconds=sum(r["wall_time"] for r in records), top_k=retrained, total_seconds=time.perf_counter() - t0,
                   **({"pareto_front": front} if front is not None else {}))
     write_json(folder/"result.json", result)
+    result["figures"] = search_figures(folder, settings, records, objective, result)
     return result
+
+def search_tracker(folder, settings: Optional[dict] = None) -> Tracker:
+    "The search's W&B run (`core.Tracker`, group and name = the folder's name), continued on every resume."
+    folder = Path(folder); return Tracker(folder, folder.name, config=settings, group=folder.name, job_type="search")
+
+def search_figures(folder, settings: dict, records: list, objective: Objective, result: dict) -> dict:
+    """The search's pictures in `folder/figures/` and its W&B run: the trajectory (each trial and the best so far under
+    the objective), the NE-against-FLOPs Pareto front of the trials (the objective's own front too, when it has several
+    metrics), the trials and front tables, and the result in the run's summary. Returns {name: path}."""
+    import matplotlib.pyplot as plt
+    folder = Path(folder); out = {}
+    with search_tracker(folder, settings) as t:
+        out["trajectory"] = t.figure("trajectory", plot_trajectory(records, objective, title=f"{folder.name}: {len(records)} trials"))
+        ne_flops = Objective(metrics=("val_ne", "flops"))
+        out["pareto"] = t.figure("pareto", plot_pareto(records, ne_flops, title=f"{folder.name}: validation NE against FLOPs"))
+        if len(objective.metrics) > 1 and tuple(objective.metrics[:2]) != ne_flops.metrics:
+            out["pareto_objective"] = t.figure("pareto_objective", plot_pareto(records, objective))
+        plt.close("all")
+        t.table("trials", [dict(trial=r["trial"], key=r["key"], **r["metrics"], **r.get("cost", {}), wall_time=r.get("wall_time"), arch=r["arch"]) for r in records])
+        t.table("pareto_front", pareto_front_table(records, ne_flops))
+        t.summary(**{k: v for k, v in result.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)})
+    return {k: str(v) for k, v in out.items()}
 
 def load_exported(folder) -> NASRecNet:
     "The exported standalone network (no supernet import needed)."

@@ -16,8 +16,9 @@ from .space import SearchSpace, Arch
 
 # %% auto #0
 __all__ = ['SEARCHERS', 'TrialResult', 'TrialLedger', 'non_dominated_sort', 'crowding_distance', 'hypervolume', 'Objective',
-           'roi_of', 'front_hypervolume', 'plot_pareto', 'Searcher', 'SearcherEntry', 'register_searcher', 'searchers',
-           'make_searcher', 'RandomSearch', 'RegularizedEvolution', 'Evaluator', 'LookupEvaluator', 'run_search']
+           'roi_of', 'front_hypervolume', 'pareto_front_table', 'plot_pareto', 'Searcher', 'SearcherEntry',
+           'register_searcher', 'searchers', 'make_searcher', 'RandomSearch', 'RegularizedEvolution', 'Evaluator',
+           'LookupEvaluator', 'run_search', 'best_so_far', 'plot_trajectory', 'SearchLog']
 
 # %% ../../nbs/12_search.ipynb #7fe44edb
 @dataclass
@@ -39,8 +40,10 @@ class TrialLedger:
     def __init__(self, path):
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def append(self, trial: int, arch: Arch, result: TrialResult, **extra):
-        self.append_record(dict(trial=trial, arch=arch.to_dict(), key=arch.key(), **asdict(result), time=time.time(), **extra))
+    def append(self, trial: int, arch: Arch, result: TrialResult, **extra) -> dict:
+        "Append one trial's record; returns it."
+        rec = dict(trial=trial, arch=arch.to_dict(), key=arch.key(), **asdict(result), time=time.time(), **extra)
+        self.append_record(rec); return rec
 
     def append_record(self, rec: dict):
         "Append any JSON record (the same durability; other studies keep their ledgers with it)."
@@ -222,6 +225,11 @@ def front_hypervolume(recs, objective: Objective, ref=None) -> tuple:
         V = np.array([objective.values(r) for r in recs]); lo, hi = V.min(0), V.max(0)
         ref = hi + 0.1 * np.where(hi > lo, hi - lo, np.abs(hi) + 1e-12)
     return front, hypervolume([objective.values(r) for r in front], ref), [float(x) for x in ref]
+
+def pareto_front_table(recs, objective: Objective) -> list:
+    "The Pareto front as rows: trial, key and each of the objective's metrics (as reported, a maximised one not negated)."
+    return [dict(trial=r.get("trial"), key=r.get("key"), **{m: Objective.lookup(r, m.lstrip("-")) for m in objective.metrics})
+            for r in objective.pareto_front(recs)]
 
 def plot_pareto(recs, objective: Objective, path=None, title: str = ""):
     "Every trial (grey; infeasible ones hollow) and the Pareto front (a staircase) of the first two metrics; saved to `path` if given."
@@ -497,7 +505,8 @@ def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], fold
     processes, or as Ray tasks (`ray='auto'` or a cluster address). Resumable: the searcher's state is saved after every
     ask and tell (`searcher_state.json`) and the events after it are replayed from `events.jsonl`; trials that were in
     flight when the search stopped are run again, with the same architecture and number, and a trial is never recorded twice.
-    The progress bar shows the best trial so far under `objective` (default: the searcher's, else validation log loss)."""
+    The progress bar shows the best trial so far under `objective` (default: the searcher's, else validation log loss).
+    `on_trial(record)` is called with each trial's ledger record as it is recorded (e.g. a `SearchLog`)."""
     if workers < 1: raise ConfigError(f"run_search: workers must be >= 1, got {workers}")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     ledger, journal = TrialLedger(folder/"trials.jsonl"), _Journal(folder/"events.jsonl"); state_path = folder/"searcher_state.json"
@@ -526,7 +535,9 @@ def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], fold
         write_json(state_path, dict(trials=len(told), events=n_events, searcher=searcher.state_dict()))
     def finish(trial: int, res: TrialResult):
         nonlocal n_events
-        if trial not in done: ledger.append(trial, asked[trial], res); done[trial] = dict(trial=trial)
+        if trial not in done:
+            rec = ledger.append(trial, asked[trial], res); done[trial] = dict(trial=trial)
+            if on_trial: on_trial(rec)
         journal.tell(trial); n_events += 1; told.add(trial); searcher.tell(asked[trial], res); save()
     for t in sorted(set(asked) - told):          # finished and recorded, but stopped before it was told
         if t in done: finish(t, TrialResult.from_record(done[t]))
@@ -548,6 +559,52 @@ def run_search(searcher: Searcher, evaluate: Callable[[Arch], TrialResult], fold
                 finish(t, res)
                 seen.append(dict(trial=t, metrics=res.metrics, cost=res.cost))
                 bar.set_postfix(_bar_summary(objective, seen, res), refresh=False); bar.update(1)
-                if on_trial: on_trial(len(told), asked[t], res)
     finally: pool.close()
     return ledger.read()
+
+# %% ../../nbs/12_search.ipynb #7bf536ae
+def _scalar_name(objective: Objective) -> tuple:
+    "(label, value function) of what a trajectory shows: the one metric, or the scalarised objective, or the first of several."
+    if len(objective.metrics) == 1 and objective.roi is None: return objective.metrics[0].lstrip("-"), lambda r: Objective.lookup(r, objective.metrics[0].lstrip("-"))
+    if objective.scalar_valued: return "objective", objective.scalar
+    return objective.metrics[0].lstrip("-"), lambda r: Objective.lookup(r, objective.metrics[0].lstrip("-"))
+
+def best_so_far(recs, objective: Objective) -> list:
+    "The value of the best trial so far (objective order, feasible first) after each record, in ledger order."
+    name, val = _scalar_name(objective); out = []
+    for k in range(1, len(recs) + 1): out.append(val(Objective.of(objective).best(recs[:k])) if objective.scalar_valued else min(val(r) for r in recs[:k]))
+    return out
+
+def plot_trajectory(recs, objective: Objective, path=None, title: str = ""):
+    "Each trial's value in the order trials finished (grey) and the best so far (a staircase); saved to `path` if given."
+    import matplotlib.pyplot as plt
+    recs = list(recs); name, val = _scalar_name(objective)
+    y = [val(r) for r in recs]; best = best_so_far(recs, objective)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.scatter(range(1, len(y) + 1), y, s=12, c="0.6", label="trial")
+    ax.step(range(1, len(best) + 1), best, where="post", c="C3", label="best so far")
+    ax.set_xlabel("trials finished"); ax.set_ylabel(name); ax.set_title(title or f"search: {len(recs)} trials"); ax.legend(); fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=120); plt.close(fig)
+    return fig
+
+class SearchLog:
+    """`on_trial` for `run_search` that logs each trial to `tracker` (a `core.Tracker`) once: step = position in the
+    ledger; the trial's metrics (`metrics/…`), costs (`cost/…`), wall time and the best so far (`best/<name>`).
+    `records`: the ledger as it stands when the search (re)starts; those the run's history lacks are logged first."""
+    def __init__(self, tracker, objective: Objective, records=()):
+        self.tracker, self.objective, self.recs = tracker, Objective.of(objective), []
+        self.name, self.val = _scalar_name(self.objective)
+        self.logged = tracker.logged("trial")
+        for r in records: self(r)
+    def __call__(self, rec: dict):
+        self.recs.append(rec)
+        if rec["trial"] in self.logged: return
+        best = best_so_far(self.recs[-1:], self.objective)[0] if len(self.recs) == 1 else None
+        try: best = self.val(self.objective.best(self.recs)) if self.objective.scalar_valued else min(self.val(r) for r in self.recs)
+        except ConfigError: pass
+        num = lambda d: {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.tracker.log({"trial": rec["trial"], **{f"metrics/{k}": v for k, v in num(rec.get("metrics", {})).items()},
+                          **{f"cost/{k}": v for k, v in num(rec.get("cost", {})).items()}, "wall_time": rec.get("wall_time"),
+                          f"best/{self.name}": best}, step=len(self.recs) - 1)
+        self.logged.add(rec["trial"])
+
