@@ -679,9 +679,13 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
               runs_dir: Path = typer.Option(Path("runs")),
               resume: bool = typer.Option(False, "--resume", help="continue the run folder's training from its last checkpoint (same settings)"),
               checkpoint_minutes: float = typer.Option(10.0, min=0, help="minutes of training between mid-epoch checkpoints (0: every step)"),
-              skip_bad_rows: bool = typer.Option(False, help=_SKIP_HELP)):
-    "Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`."
-    from nasrec_lit.usermodel.sum import SUMConfig, train_sum, publish_snapshot
+              skip_bad_rows: bool = typer.Option(False, help=_SKIP_HELP),
+              downstream_epochs: int = typer.Option(1, min=0, help="epochs of each downstream model trained without and with "
+                                                    "the SUM embeddings for the downstream-gain figure (0: skip)")):
+    """Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`; then the
+    downstream gain: each of the source's downstream models trained without and with the embeddings."""
+    from nasrec_lit.usermodel.sum import (SUMConfig, train_sum, publish_snapshot, user_embeddings, downstream_study,
+                                          DOWNSTREAM_ML, DOWNSTREAM_BEAUTY)
     from nasrec_lit.usermodel.soap import UserFeatures
     d = _user_data(data, skip_bad_rows); console.print(d.describe())
     name = f"sum_{data.split(':')[0]}"
@@ -691,16 +695,29 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
     model, res = train_sum(d, cfg, run=run, resume=resume, checkpoint_minutes=checkpoint_minutes)
     v = publish_snapshot(model, run.path/"snapshots", note=f"{data}, {epochs} epochs")
     UserFeatures.save(run.path/"features.npz", d.latest)
-    run.write_result(dict(res, snapshot=v))
+    gain = None
+    if downstream_epochs:
+        models = DOWNSTREAM_ML if data.startswith("movielens") else DOWNSTREAM_BEAUTY
+        gain = downstream_study(d, user_embeddings(model, d.user_features()), models, epochs=downstream_epochs, seed=seed)
+    run.write_result(dict(res, snapshot=v, **({} if gain is None else {"downstream": gain.to_dict("records")})))
     import pandas as pd
     from nasrec_lit.core import Tracker
     tasks = [dict(task=t, test_ne=res[f"{t}_ne"], test_auc=res[f"{t}_auc"]) for t in d.task_names]
     with Tracker(run.path, name, config=dict(data=data, sum=cfg.to_dict()), group=name, job_type="sum", resume=False) as t:
         t.table("task_metrics", tasks); p = t.figure("task_metrics", _bars(pd.DataFrame(tasks), "task", "test_ne", title=f"{name}: test NE per task (1 = base rate)"))
         t.summary(**{f"{x['task']}_ne": x["test_ne"] for x in tasks}, snapshot=v)
+        if gain is not None:
+            t.table("downstream_gain", gain.to_dict("records"))
+            q = t.figure("downstream_gain", _bars(gain, "downstream", "ne_gain_%", title=f"{name}: downstream NE gain with SUM, % "
+                                                  f"({downstream_epochs} epoch(s))"))
+            t.summary(**{f"gain_{x['downstream']}": x["ne_gain_%"] for x in gain.to_dict("records")})
     _close_figures()
     console.print(table(tasks, title=f"{name}: upstream test metrics"))
     console.print(f"figure: {p}")
+    if gain is not None:
+        console.print(table(gain.to_dict("records"), title=f"{name}: downstream models without and with the SUM embeddings (test)",
+                            floatfmt="{:.4f}"))
+        console.print(f"figure: {q}")
     console.print(f"snapshot v{v}: {run.path/'snapshots'}; features: {run.path/'features.npz'}; {res['train_s']}s", highlight=False)
 
 @sum_app.command("export")

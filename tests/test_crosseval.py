@@ -219,3 +219,24 @@ def test_weakest_link_rows_for_known_pairs():
         ["Coding", "Reasoning", 40.0, 60.0, 45.0, "closer_weaker"]
     assert wl.loc["Tool Use & Coding", ["weaker", "stronger", "weaker_score", "stronger_score", "cross_score", "cls"]].tolist() == \
         ["Coding", "Tool Use", 40.0, 70.0, 30.0, "below_both"]
+
+
+def test_cli_meta_eval_writes_its_figure_table_and_result(tmp_path):
+    """`crosseval meta-eval` run to the end with the tiny Llama: its run folder holds the figure, the table and the
+    result, the command prints the figure's path, and a rerun answers from the generation cache."""
+    from nasrec_lit.llm.backbone import tiny_llama_dir
+    m = tiny_llama_dir(tmp_path/"tiny"); p = tmp_path/"bench.csv"; bench_frame(3).to_csv(p, index=False)
+    args = ["crosseval", "meta-eval", "--data", str(p), "--refs", "0,1", "--max-new-tokens", "8", "--retries", "1",
+            "--backbone", str(m), "--runs-dir", str(tmp_path/"runs")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    run = tmp_path/"runs"/"crosseval-meta-eval-bench"
+    fig = run/"figures"/"meta_evaluation.png"
+    assert fig.stat().st_size > 5000 and f"figure: {fig}" in r.output.replace("\n", ""), r.output[-2000:]
+    res = json.loads((run/"result.json").read_text())["meta_evaluation"]
+    assert sorted({x["references"] for x in res}) == [0, 1]
+    assert all(x["n"] == 9 for x in res if x["capability"] == "Overall")       # 3 prompts x 3 responses, every one scored
+    cache = p.with_suffix(".meta-eval.generations.jsonl"); n = len(cache.read_text().splitlines())
+    r2 = CliRunner().invoke(app, args)
+    assert r2.exit_code == 0 and len(cache.read_text().splitlines()) == n, r2.output   # nothing generated again
+    assert json.loads((run/"result.json").read_text())["meta_evaluation"] == res

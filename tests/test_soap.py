@@ -277,6 +277,11 @@ def test_sigkill_during_sum_training_resumes_to_the_same_model(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     fig = tmp_path / "straight" / "sum_movielens" / "figures" / "task_metrics.png"     # the command's figure, path printed
     assert fig.stat().st_size > 5000 and f"figure: {fig}" in r.stdout.replace("\n", ""), r.stdout[-1000:]
+    gain = fig.with_name("downstream_gain.png")                                        # and the downstream gain's
+    assert gain.stat().st_size > 5000 and f"figure: {gain}" in r.stdout.replace("\n", ""), r.stdout[-1000:]
+    ds = json.loads((fig.parent.parent / "result.json").read_text())["downstream"]
+    assert [x["downstream"] for x in ds] == ["like/small-dcnv2", "watch/items-deepfm", "like/rich-dlrm"]
+    assert all(np.isfinite(x["ne_gain_%"]) and 0 < x["ne_with"] < 1.5 for x in ds), ds
     run = tmp_path / "kill" / "sum_movielens"
     run.mkdir(parents=True); (run / "result.json").write_text('{"stale": true}')   # an earlier run's result: a fresh run removes it
     sigkill_when(cmd(tmp_path / "kill"), env, lambda: (run / "checkpoints" / "last.ckpt").exists(), "the first checkpoint")

@@ -599,7 +599,7 @@ class SearchLog:
     def __call__(self, rec: dict):
         self.recs.append(rec)
         if rec["trial"] in self.logged: return
-        best = best_so_far(self.recs[-1:], self.objective)[0] if len(self.recs) == 1 else None
+        best = None                    # no best yet when no trial so far meets the objective's constraints
         try: best = self.val(self.objective.best(self.recs)) if self.objective.scalar_valued else min(self.val(r) for r in self.recs)
         except ConfigError: pass
         num = lambda d: {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
