@@ -200,7 +200,8 @@ def train(model: str = typer.Option("deepfm", help="lr | fm | deepfm | dcnv2 | d
 _SEARCH_FIELDS = {"data": "data", "stratified": "stratified", "space.space": "space", "space.num_blocks": "blocks",
                   "supernet.epochs": "supernet_epochs", "supernet.seed": "seed", "search.searcher": "searcher",
                   "search.budget": "budget", "search.population": "budget", "search.objective": "objective",
-                  "search.constraints": "constraint", "search.top_k": "top_k", "search.final_epochs": "final_epochs", "search.seed": "seed"}
+                  "search.constraints": "constraint", "search.top_k": "top_k", "search.final_epochs": "final_epochs", "search.seed": "seed",
+                  "search.dnas_steps": "dnas_steps"}
 
 def _typed_options(ctx: Optional[typer.Context]) -> Optional[set]:
     """The options the user typed (not left at their defaults) in the command of `ctx`; None without one (a command
@@ -238,6 +239,8 @@ def search(ctx: typer.Context, space: str = typer.Option("full", help="full | sm
            searcher: str = typer.Option("evolution", help="a registered searcher: evolution, random, ... (each is listed here with `search --help`)"),
            objective: str = typer.Option("val_logloss", help="metrics minimised, comma-separated: 'val_logloss,flops' searches the Pareto front of both; '-name' maximises"),
            constraint: List[str] = typer.Option([], help="an upper bound on a trial's metric or cost, e.g. 'flops<=2e6' (repeatable)"),
+           flops_max: Optional[float] = typer.Option(None, min=1, help="per-sample FLOPs bound: the same as --constraint 'flops<=X' (DNAS's target)"),
+           dnas_steps: Optional[int] = typer.Option(None, min=1, help="steps of the dnas searcher's differentiable search (default 400)"),
            workers: int = typer.Option(1, min=1, help="trials evaluated at once (local processes; Ray tasks with --ray)"),
            ray: Optional[str] = typer.Option(None, help="run trials on Ray: 'auto' (the cluster of RAY_ADDRESS, else a local one started for the run) or a cluster address"),
            blocks: Optional[int] = typer.Option(None, help="choice blocks (cpu: 4, paper: 7)"),
@@ -258,17 +261,18 @@ def search(ctx: typer.Context, space: str = typer.Option("full", help="full | sm
     from nasrec_lit.nas.nasrec import SearchConfig, cpu_search_config, nasrec_search
     from nasrec_lit.data import split_indices
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
+    if flops_max is not None: constraint = [*constraint, f"flops<={flops_max:g}"]
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
     if scale == "cpu":
         sp = SpaceConfig.cpu(space=space, num_blocks=4 if blocks is None else blocks)
         sn_cfg = cpu_supernet_config(seed=seed, **given(epochs=supernet_epochs))
         cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)), objective=objective,
-                                constraints=tuple(constraint), workers=workers, ray=ray, **given(top_k=top_k, final_epochs=final_epochs))
+                                constraints=tuple(constraint), workers=workers, ray=ray, **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps))
     else:
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, objective=objective, constraints=tuple(constraint), workers=workers,
-                           ray=ray, **given(top_k=top_k, final_epochs=final_epochs))
+                           ray=ray, **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps))
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
     # data options and the split, recorded only where they differ from the defaults, so that a folder from before
     # they were options (default data, random split) still resumes

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+import lightning as L
 from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError, NasrecError, write_json, progress, ADDED_LATER, Tracker, tracking_group
 from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig
 from ..engine import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, tie_to_data
@@ -52,6 +53,7 @@ class SearchConfig(Config):
     final_batch: int = param(256, ge=1)
     workers: int = param(1, ge=1, help="trials evaluated at once (local processes, or Ray tasks with `ray`)")
     ray: Optional[str] = param(None, help="'auto' (a local Ray started by the run, or the cluster of RAY_ADDRESS) or a cluster address")
+    dnas_steps: int = param(400, ge=1, help="steps of the 'dnas' searcher's differentiable search (`nas.rankitect.DNASConfig`)")
     seed: int = param(0)
 
     def validate(self):
@@ -65,7 +67,7 @@ class SearchConfig(Config):
         return Objective(metrics=tuple(m.strip() for m in self.objective.split(",") if m.strip()), weights=self.weights, constraints=self.constraints)
 
 # search folders written before objectives read as validation log loss, unconstrained
-ADDED_LATER.update(objective="val_logloss", weights=None, constraints=[])
+ADDED_LATER.update(objective="val_logloss", weights=None, constraints=[], dnas_steps=400)
 
 def cpu_search_config(**kw) -> "SearchConfig":
     "A search that runs in minutes on 2 CPU cores: smaller population, Adam with the tuned baselines' regularisation."
@@ -125,7 +127,7 @@ class ScratchEvaluator:
         return TrialResult({**_ne(r, "val"), **_ne(r, "test"), "epochs": r["epochs_run"]}, arch_cost(arch, self.data.schema(), self.space),
                            time.perf_counter() - t, self.fidelity)
 
-class _LossCurve:
+class _LossCurve(L.Callback):
     "Lightning callback: the training loss every `every` steps."
     def __init__(self, every: int): self.every, self.curve = every, []
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
@@ -185,7 +187,8 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     evaluate = SupernetEvaluator(sn, data, splits, sn_cfg, space)
     ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
     searcher = make_searcher(cfg.searcher, ss, objective, cfg.seed, population=cfg.population, tournament=cfg.tournament,
-                             children=cfg.children, generations=cfg.generations)
+                             children=cfg.children, generations=cfg.generations,
+                             supernet=sn, data=data, splits=splits, dnas=dict(steps=cfg.dnas_steps))     # what DNAS takes
     ledger0 = TrialLedger(folder/"trials.jsonl"); ledger0.repair()
     with search_tracker(folder, settings) as tracker:      # one W&B run: each trial once, however often the search resumes
         records = run_search(searcher, evaluate, folder, cfg.budget, workers=cfg.workers, ray=cfg.ray, objective=objective,
