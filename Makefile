@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-all test-nbs test-py docs bench export clean-nbs check-sync check-wheel freeze clean
+.PHONY: install demo test test-all test-nbs test-py docs bench export clean-nbs check-sync lint check-wheel freeze clean
 
 $(BIN)/.installed: settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ check-sync: install
 	$(BIN)/nbdev_clean
 	git status --porcelain -- nasrec_lit nbs
 	test -z "$$(git status --porcelain -- nasrec_lit nbs)"
+
+# the generated package: no unused import or variable, no undefined name (fix it in the notebook, then export)
+lint: install
+	$(BIN)/ruff check nasrec_lit --select F401,F811,F821,F841 --exclude nasrec_lit/_modidx.py
 
 # `pip install .` on its own, as a user without the dev tools: a fresh venv, torch first, then the package with
 # its runtime dependencies only (under the pinned set, so CI stays reproducible); then the CLI and the shipped

@@ -124,7 +124,7 @@ def main():
     shutil.rmtree(src, ignore_errors=True); src.mkdir(parents=True)
     shutil.copy(ROOT/"docs"/"conf.py", src/"conf.py")
     nbs = sorted(p for p in (ROOT/"_proc").glob("*.ipynb"))
-    pages = [p.stem for p in nbs if p.stem != "index"]
+    pages = sorted((p.stem for p in nbs if p.stem != "index"), key=lambda s: (s != "architecture", s))   # the map first
     for p in nbs: convert(p, src/p.name, toc=pages if p.stem == "index" else None)
     out = ROOT/a.out
     subprocess.run([str(BIN/"sphinx-build"), "-W", "--keep-going", "-q", "-b", "html", str(src), str(out)], check=True)

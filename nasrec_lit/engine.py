@@ -4,10 +4,8 @@
 
 # %% ../nbs/02b_engine.ipynb #128ec601
 from __future__ import annotations
-import copy, itertools, json, math, os, time
-from datetime import timedelta
+import itertools, json, math, os, time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -16,7 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import lightning as L
 
-from .core import Config, param, ConfigError, RunDir, make_logger, finish_logger, closed_on_failure, seed_everything, progress, quiet_lightning, fit_resuming, last_checkpoints, resumable_fit, log_step_now, LeanHooks, pin_settings, is_rank_zero
+from .core import (Config, param, ConfigError, RunDir, make_logger, finish_logger, seed_everything,
+                             quiet_lightning, resumable_fit, log_step_now, LeanHooks, pin_settings, is_rank_zero)
 from .core import _plain, _first_difference, ADDED_LATER
 from .data import CTRData, split_indices
 from .loaders import CTRDataModule, ArrayLoader

@@ -165,7 +165,7 @@ def _module_imports(path: Path, pkg: str) -> set:
 
 
 def test_the_import_graph_runs_downward():
-    """DESIGN.md §3: the search kernel imports only `core` and the space; the training engine sits below every model
+    """The import rule (nbs/architecture.ipynb): the search kernel imports only `core` and the space; the training engine sits below every model
     family, so nothing that trains imports the baselines at module level."""
     root = Path(__file__).parent.parent / "nasrec_lit"
     mods = {}

@@ -13,8 +13,9 @@ from typing import Optional
 import numpy as np
 import torch
 import lightning as L
-from ..core import Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError, NasrecError, write_json, progress, ADDED_LATER, Tracker, tracking_group
-from ..data import CTRData, split_indices, make_synthetic, SyntheticConfig
+from ..core import (Config, param, RunDir, quiet_lightning, seed_everything, pin_settings, ConfigError,
+                             write_json, progress, ADDED_LATER, Tracker, tracking_group)
+from ..data import CTRData, split_indices
 from ..engine import CTRModel, OptimConfig, TrainConfig, fit, fit_refit, tie_to_data
 from .space import SpaceConfig, SearchSpace, Arch, NASRecNet, arch_cost
 from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet, cpu_supernet_config

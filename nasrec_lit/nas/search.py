@@ -233,7 +233,7 @@ def pareto_front_table(recs, objective: Objective) -> list:
 
 def plot_pareto(recs, objective: Objective, path=None, title: str = ""):
     "Every trial (grey; infeasible ones hollow) and the Pareto front (a staircase) of the first two metrics; saved to `path` if given."
-    import matplotlib; import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     recs = list(recs); m = objective.metrics[:2]
     V = np.array([objective.values(r)[:2] for r in recs]); feas = np.array([objective.violation(r) == 0 for r in recs])
     front, hv, _ = front_hypervolume(recs, objective)

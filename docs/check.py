@@ -1,0 +1,68 @@
+"""Check the built site (`make docs` first) the way a reader meets it; exit 1 naming each page and what is wrong.
+
+Checks: every internal link resolves (file and #anchor); no Python object repr (`object at 0x`); no placeholder
+docstring ("Call self as a function", "Initialize self", "Create and return a new object"); the page's summary
+line ends a sentence (nbdev keeps only the first line of a wrapped `>` summary); every method page has a figure.
+Usage: python docs/check.py [--site _site]"""
+import argparse, re, sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+PLACEHOLDERS = ("Call self as a function", "Initialize self.  See help", "Initialize self. See help", "Create and return a new object")
+# pages of a method: each must show at least one figure (its experiment's)
+METHOD_PAGES = ("12b_nasrec", "12c_teacher", "13_rankitect", "21_critic_rm", "22_crosseval", "30_sum", "31_soap", "40_mdp")
+
+
+class Page(HTMLParser):
+    "Links, anchors, images and the summary paragraph (the first blockquote) of one HTML page."
+    def __init__(self):
+        super().__init__(); self.links, self.ids, self.imgs, self.quote, self._in_quote = [], set(), 0, None, False
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a: self.ids.add(a["id"])
+        if tag == "a" and a.get("href"): self.links.append(a["href"])
+        if tag == "img" or (tag == "object" and "image" in (a.get("type") or "")): self.imgs += 1
+        if tag == "blockquote" and self.quote is None: self._in_quote, self.quote = True, ""
+    def handle_endtag(self, tag):
+        if tag == "blockquote": self._in_quote = False
+    def handle_data(self, data):
+        if self._in_quote: self.quote += data
+
+
+def check(site: Path) -> list:
+    pages = {p.name: p for p in site.glob("*.html") if p.stem not in ("genindex", "search")}
+    parsed = {}
+    for name, p in pages.items():
+        h = Page(); h.feed(p.read_text(errors="replace")); parsed[name] = (h, p.read_text(errors="replace"))
+    problems = []
+    for name, (h, text) in parsed.items():
+        for href in h.links:
+            if re.match(r"^[a-z]+:", href) or href.startswith("//"): continue          # external (http:, mailto:)
+            path, _, anchor = href.partition("#")
+            target = name if not path else Path(path).name
+            if path and not (site/path).exists(): problems.append(f"{name}: link to {href} does not resolve"); continue
+            if anchor and target in parsed and anchor not in parsed[target][0].ids:
+                problems.append(f"{name}: link to {href}: no #{anchor} on {target}")
+        for m in re.finditer(r"object at 0x[0-9a-f]+", text):
+            problems.append(f"{name}: an object repr on the page ({text[max(0, m.start() - 60):m.end()]!r})")
+        for ph in PLACEHOLDERS:
+            if ph in text: problems.append(f"{name}: placeholder docstring {ph!r}")
+        q = " ".join((h.quote or "").split())
+        if q and not re.search(r"[.!?:)`’”]$", q): problems.append(f"{name}: summary line cut mid-sentence: {q[-80:]!r}")
+        if Path(name).stem in METHOD_PAGES and h.imgs == 0: problems.append(f"{name}: a method page without a figure")
+    return sorted(set(problems))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0]); ap.add_argument("--site", default="_site")
+    site = Path(ap.parse_args().site)
+    if not site.is_dir(): sys.exit(f"{site}: no built site (run make docs first)")
+    problems = check(site)
+    for p in problems: print(p)
+    n = len([p for p in site.glob("*.html") if p.stem not in ("genindex", "search")])
+    print(f"docs check: {n} pages, {len(problems)} problems")
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
