@@ -37,6 +37,7 @@ test-all: install
 
 docs: install
 	$(BIN)/python docs/build.py
+	$(BIN)/python docs/check.py
 
 bench: install
 	$(BIN)/python benchmarks/peer_deepctr.py

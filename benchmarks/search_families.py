@@ -5,7 +5,8 @@ Each family searches the CPU NASRec space under the same FLOPs bound (the median
 candidate is trained from scratch (the search's final protocol) and scored on test. Sources: Frappe (real) and the
 teacher source (labels from a network of the space: a known truth), --rows rows each, several seeds; three tuned
 baselines (seed 0, same protocol) drawn on the same axes. Results resume from --out/<source>/seed<k>/<family>.json.
-Last line: `families=<n> best=<family> best_test_ne=<x> dnas_flops_error=<max over runs> seeds=<k>`.
+Last line: `families=<n> best=<family> best_test_ne=<x> dnas_flops_error=<max over runs> seeds=<k>`, the best family being the
+one with the lowest test NE averaged over the sources and seeds (the per-source tables are printed above it).
 """
 import argparse, os, time, warnings
 os.environ.setdefault("NASREC_LIT_PROGRESS", "0"); os.environ.setdefault("WANDB_MODE", "disabled")

@@ -58,6 +58,8 @@ def convert(nb_path: Path, dest: Path, toc: list = None):
             if any(re.match(r"#\|\s*output:\s*false", d) for d in directives): tags.append("remove-output")
             if any(re.match(r"#\|\s*(hide|include:\s*false)", d) for d in directives): continue
             mds = [o["data"]["text/markdown"] for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+            if "remove-input" in tags and mds and re.search(r"(Option|Argument)Info object at 0x", "".join("".join(m) for m in mds)):
+                continue                          # a CLI command's signature (Typer defaults): the page shows its --help instead
             if "remove-input" in tags and mds:   # show_doc: its markdown becomes part of the page
                 cells.append({"cell_type": "markdown", "metadata": {}, "source": "\n\n".join(showdoc_md("".join(m)) for m in mds)})
                 continue
@@ -129,8 +131,28 @@ def main():
     out = ROOT/a.out
     subprocess.run([str(BIN/"sphinx-build"), "-W", "--keep-going", "-q", "-b", "html", str(src), str(out)], check=True)
     html = sorted(out.glob("*.html"))
+    local_links(html, [p.stem for p in nbs])
     print(f"docs: {len([h for h in html if h.stem not in ('genindex', 'search')])} pages in {out}")
 
+
+def local_links(html: list, stems: list):
+    """nbdev links an API name to the page its Quarto site would have (`{doc_host}{doc_baseurl}/search.html#name`: the
+    notebook's name without its number, Quarto's anchors); this site keeps the numbers and MyST's anchors (lower case,
+    `_` as `-`), so those links are made local: to the name's anchor, else its class's (a method), else the page."""
+    from nbdev.config import get_config
+    cfg = get_config(); site = re.escape(cfg.doc_host.rstrip("/") + "/" + cfg.doc_baseurl.strip("/") + "/")
+    page = {re.sub(r"^\d+[a-z]?_", "", s): s for s in stems}
+    ids = {h.stem: set(re.findall(r'id="([^"]+)"', h.read_text())) for h in html}
+    def local(m):
+        p = page.get(m.group(1), m.group(1)); anchor = m.group(2) or ""
+        for a in (anchor, anchor.split(".")[0]):
+            slug = a.lower().replace("_", "-").replace(".", "-")
+            if a and slug in ids.get(p, ()): return f'href="{p}.html#{slug}"'
+        return f'href="{p}.html"'
+    pat = re.compile(f'href="{site}([\\w.-]+)\\.html(?:#([^"]*))?"')
+    for h in html:
+        t = h.read_text(); new = pat.sub(local, t)
+        if new != t: h.write_text(new)
 
 if __name__ == "__main__":
     main()

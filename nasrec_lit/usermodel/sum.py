@@ -28,7 +28,7 @@ __all__ = ['ML_GENRES', 'DOWNSTREAM_ML', 'DOWNSTREAM_BEAUTY', 'UserData', 'movie
            'DotCompress', 'MixerBlock', 'InteractionModule', 'UserTower', 'DHENLayer', 'MixTower', 'SUMModel',
            'data_schema', 'loader', 'SUMDataModule', 'predict', 'user_embeddings', 'train_sum', 'publish_snapshot',
            'published_snapshots', 'latest_version', 'load_user_tower', 'tower_embed', 'export_embeddings', 'Downstream',
-           'downstream_data', 'downstream_study']
+           'downstream_data', 'downstream_study', 'plot_downstream']
 
 # %% ../../nbs/30_sum.ipynb #ef7f8d3e
 @dataclass
@@ -518,3 +518,18 @@ def downstream_study(d: UserData, emb: np.ndarray, models: Sequence[Downstream],
         r["ne_gain_%"] = 100 * (r["ne_without"] - r["ne_with"]) / r["ne_without"]
         rows.append(r)
     return pd.DataFrame(rows)
+
+# %% ../../nbs/30_sum.ipynb #9c5ccc85
+def plot_downstream(studies: dict, title: str = "downstream models without and with the SUM embeddings"):
+    "Test NE of each downstream model without and with the SUM embeddings (`downstream_study` tables), a panel per source."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(studies), figsize=(max(7.5, 5.2 * len(studies)), 3.9), squeeze=False)
+    for ax, (src, df) in zip(axes[0], studies.items()):
+        x = np.arange(len(df))
+        ax.bar(x - 0.2, df.ne_without, 0.4, label="without"); ax.bar(x + 0.2, df.ne_with, 0.4, label="with SUM")
+        for k, g in enumerate(df["ne_gain_%"]):
+            ax.annotate(f"{g:+.1f}%", (x[k] + 0.2, df.ne_with.iloc[k]), ha="center", va="bottom", fontsize=8)
+        lo = min(df.ne_without.min(), df.ne_with.min())
+        ax.set_ylim(max(0, lo - 0.1), max(df.ne_without.max(), df.ne_with.max()) + 0.05)
+        ax.set_xticks(x, df.downstream, rotation=20, ha="right", fontsize=8); ax.set_ylabel("test NE (lower is better)"); ax.set_title(src)
+    axes[0][0].legend(fontsize=8); fig.suptitle(title, fontsize=10); fig.tight_layout(); return fig
