@@ -71,8 +71,8 @@ def convert(nb_path: Path, dest: Path, toc: list = None):
                 outs.append(o)
             c["outputs"] = outs
         cells.append(c)
-    if toc is not None:
-        cells.append({"cell_type": "markdown", "metadata": {}, "source": "```{toctree}\n:hidden:\n:maxdepth: 1\n\n" + "\n".join(toc) + "\n```"})
+    for caption, pages in toc or ():        # the sidebar: one captioned group of pages per layer
+        cells.append({"cell_type": "markdown", "metadata": {}, "source": f"```{{toctree}}\n:hidden:\n:maxdepth: 1\n:caption: {caption}\n\n" + "\n".join(pages) + "\n```"})
     for c in cells: c.pop("id", None)
     nb["cells"] = cells; nb["nbformat"], nb["nbformat_minor"] = 4, 4
     nb.setdefault("metadata", {})["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -85,7 +85,7 @@ def readme():
     parts = []
     for c in nb["cells"]:
         src = "".join(c["source"])
-        if c["cell_type"] == "markdown": parts.append(src)
+        if c["cell_type"] == "markdown": parts.append(re.sub(r"\]\((?!https?:)([\w.-]+\.ipynb)", r"](nbs/\1", src))   # the site's page links, as files from the repository root
         elif c["cell_type"] == "code":
             if src.lstrip().startswith("#|"): continue
             parts.append("```python\n" + src + "\n```")
@@ -117,6 +117,18 @@ def proc_nbs():
     _proc(cfg.nbs_path, n_workers=0)
 
 
+GROUPS = (("Start here", r"^architecture$"), ("Spine", r"^0\d"), ("NAS", r"^1\d"), ("LLM", r"^2\d"), ("User models", r"^3\d"),
+          ("RL and scheduling", r"^4\d"), ("Command line and tracking", r"^9\d"))
+
+def sidebar(stems: list) -> list:
+    "[(caption, pages)] by layer (the notebooks' number prefix); a page no group claims goes last, under 'More'."
+    out, left = [], sorted(stems)
+    for caption, pat in GROUPS:
+        pages = [s for s in left if re.match(pat, s)]; left = [s for s in left if s not in pages]
+        if pages: out.append((caption, pages))
+    return out + ([("More", left)] if left else [])
+
+
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument("--out", default="_site"); ap.add_argument("--readme", action="store_true")
     a = ap.parse_args()
@@ -126,8 +138,8 @@ def main():
     shutil.rmtree(src, ignore_errors=True); src.mkdir(parents=True)
     shutil.copy(ROOT/"docs"/"conf.py", src/"conf.py")
     nbs = sorted(p for p in (ROOT/"_proc").glob("*.ipynb"))
-    pages = sorted((p.stem for p in nbs if p.stem != "index"), key=lambda s: (s != "architecture", s))   # the map first
-    for p in nbs: convert(p, src/p.name, toc=pages if p.stem == "index" else None)
+    toc = sidebar([p.stem for p in nbs if p.stem != "index"])
+    for p in nbs: convert(p, src/p.name, toc=toc if p.stem == "index" else None)
     out = ROOT/a.out
     subprocess.run([str(BIN/"sphinx-build"), "-W", "--keep-going", "-q", "-b", "html", str(src), str(out)], check=True)
     html = sorted(out.glob("*.html"))
