@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..core import Config, param, ConfigError, seed_everything, progress
 from .space import SearchSpace, Arch, Block, ChoiceBlock, _width_mask
-from .search import TrialResult, Objective, register_searcher, _rng_state, _set_rng
+from .search import TrialResult, Objective, register_searcher, _rng_state, _set_rng, _BOUND
 
 # %% auto #0
 __all__ = ['CHOICE_KEYS', 'FAMILIES', 'suggest_arch', 'OptunaSearcher', 'tpe_searcher', 'nsga2_searcher', 'choice_menu',
@@ -90,7 +90,7 @@ class OptunaSearcher:
         v = [float(x) for x in self.objective.values(res)] if self.multi else [self.objective.scalar(res)]
         c = []
         for b in self.objective.constraints:
-            name, bound = b.split("<=")
+            name, bound = _BOUND.match(b).groups()       # the objective's own parse of 'name<=number'
             c.append((Objective.lookup(res, name.strip()) - float(bound)) / max(abs(float(bound)), 1e-12))
         return v, c
 
@@ -336,8 +336,8 @@ def dnas_search(sn, data, splits, cfg: DNASConfig = None) -> dict:
 def _flops_bound(objective: Objective) -> Optional[float]:
     "The objective's 'flops<=X' bound, if it has one."
     for c in objective.constraints:
-        name, bound = c.split("<=")
-        if name.strip() == "flops": return float(bound)
+        name, bound = _BOUND.match(c).groups()
+        if name == "flops": return float(bound)
     return None
 
 @register_searcher("dnas", help="differentiable NAS on the supernet's weights; its first trial is the derived architecture")
@@ -401,6 +401,10 @@ FAMILIES = {"random (low-fidelity)": ("random", "low"), "tpe (low-fidelity)": ("
             "evolution (one-shot)": ("evolution", "supernet"), "tpe (one-shot)": ("tpe", "supernet"), "dnas": ("dnas", "supernet")}
 "Family label → (searcher, evaluator): low = `LowFidelityEvaluator` (trained from scratch on part of the data), supernet = `SupernetEvaluator`."
 
+def _family_stem(fam: str) -> str:
+    "A family's file and folder name in a comparison's seed folder ('tpe (one-shot)' → 'tpe_one-shot')."
+    return fam.replace(" ", "_").replace("(", "").replace(")", "")
+
 def flops_target(space: SearchSpace, schema: dict, seed: int = 0, n: int = 200) -> float:
     "The median analytic FLOPs of `n` random canonical architectures: the bound every family searches under."
     rng = np.random.default_rng(seed)
@@ -431,7 +435,7 @@ def compare_families(data, folder, seeds=(0, 1, 2), budget_s: float = 100.0, fam
         f = folder/f"seed{s}"; cfg = cpu_search_config(seed=s)
         sn = sn_s = None
         for fam in families:
-            out = f/f"{fam.replace(' ', '_').replace('(', '').replace(')', '')}.json"
+            out = f/f"{_family_stem(fam)}.json"
             if out.exists(): rows.append(json.loads(out.read_text())); continue
             searcher, fidelity = FAMILIES[fam]
             if fidelity == "supernet" and sn is None:
@@ -485,7 +489,7 @@ def plot_families(df, folder, baselines=None, title: str = ""):
     for k, (fam, g) in enumerate(df.groupby("family", sort=False)):
         a.scatter(g.flops / 1e6, g.test_ne, c=f"C{k}", label=fam, s=30)
         for r in g.itertuples():
-            recs = TrialLedger(Path(folder)/f"seed{r.seed}"/fam.replace(" ", "_").replace("(", "").replace(")", "")/"trials.jsonl").read()
+            recs = TrialLedger(Path(folder)/f"seed{r.seed}"/_family_stem(fam)/"trials.jsonl").read()
             if not recs: continue
             t0 = min(x["time"] - x["wall_time"] for x in recs); best, xs, ys = np.inf, [], []
             for x in recs:
