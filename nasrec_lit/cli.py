@@ -20,7 +20,7 @@ from .data import load_data, check_data, DataOptions, SOURCES
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'as_typed',
            'guarded', 'table', 'data_inspect', 'data_prepare', 'train', 'search', 'retrain', 'demo', 'mdp_check',
            'critic_generate', 'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train',
-           'sum_export', 'serve', 'main']
+           'sum_export', 'serve', 'worker', 'main']
 
 # %% ../nbs/90_cli.ipynb #f2c7e529
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160, quiet=not is_rank_zero())   # DDP: the other ranks print nothing
@@ -741,9 +741,12 @@ def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LAT
           features: Path = typer.Option(..., help="users' current features (.npz written by `sum train`)"),
           store: str = typer.Option("sqlite:runs/soap.db", help="sqlite:PATH | redis://HOST:PORT/DB"),
           host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000, min=1, max=65535),
-          batch: int = typer.Option(64, min=1, help="users per recompute"),
-          poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot")):
-    "Serve SUM embeddings asynchronously (SOAP): read stored versions now, recompute with the newest snapshot in the background."
+          batch: int = typer.Option(64, min=1, help="users per recompute batch"),
+          poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot"),
+          workers: int = typer.Option(1, min=0, help="recompute worker processes to start and keep alive (0: run `nasrec-lit worker` yourself)"),
+          refresh_s: float = typer.Option(30.0, min=0, help="seconds a stored embedding stays fresh: an older one is recomputed, at most once per interval"),
+          max_queue: int = typer.Option(10_000, min=1, help="most users waiting for a recompute (more are dropped and counted: back-pressure)")):
+    "Serve SUM embeddings asynchronously (SOAP): answer from the stored versions at once; workers recompute stale users in the background."
     if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")   # before the imports (torch: seconds)
     import socket
     try:                                  # a port in use or an unknown host: one line now, not uvicorn's after the model loads
@@ -751,7 +754,24 @@ def serve(snapshots: Path = typer.Option(..., help="snapshot directory (with LAT
     except OSError as e: fail(f"cannot listen on {host}:{port}: {(e.strerror or str(e)).split(' (while attempting')[0]}")
     import uvicorn
     from nasrec_lit.usermodel.soap import make_app
-    uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(snapshots, features, store, batch=batch, poll_s=poll_s, workers=workers, refresh_s=refresh_s, max_queue=max_queue),
+                host=host, port=port, log_level="warning")
+
+@app.command("worker")
+@guarded
+def worker(snapshots: Path = typer.Option(..., help="snapshot directory (with LATEST), as the service's"),
+           features: Path = typer.Option(..., help="users' current features (.npz), as the service's"),
+           store: str = typer.Option("sqlite:runs/soap.db", help="the service's store: sqlite:PATH | redis://HOST:PORT/DB"),
+           batch: int = typer.Option(64, min=1, help="users per recompute batch"),
+           poll_s: float = typer.Option(1.0, min=0.01, help="seconds between checks for a new snapshot"),
+           prefix: str = typer.Option("soap:", help="Redis key prefix (as the service's)")):
+    "A SOAP recompute worker: take users off the store's queue, embed them with the newest snapshot, write them back (until stopped)."
+    if not features.exists(): fail(f"{features}: no such file (run `nasrec-lit sum train` first)")
+    from nasrec_lit.usermodel.soap import RecomputeWorker, open_store
+    w = RecomputeWorker(snapshots, features, open_store(store, prefix=prefix), batch=batch, poll_s=poll_s)
+    console.print(f"worker {w.id}: snapshot v{w.state.version}, {w.store.name}", highlight=False)
+    try: w.run()
+    except KeyboardInterrupt: pass
 
 # %% ../nbs/90_cli.ipynb #db835623
 def _searcher_help():

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/31_soap.ipynb #fd8b21d1
 from __future__ import annotations
-import asyncio, sqlite3, struct, threading, time
+import collections, json, math, os, socket, sqlite3, struct, subprocess, sys, threading, time
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
 
@@ -16,7 +16,8 @@ from .sum import load_user_tower, latest_version, tower_embed
 
 # %% auto #0
 __all__ = ['pack', 'unpack', 'StoreUnavailable', 'EmbeddingStore', 'SQLiteStore', 'RedisStore', 'open_store', 'served_embedding',
-           'UserFeatures', 'SOAPState', 'Batch', 'make_app', 'incremental_snapshots', 'drift', 'freshness_study']
+           'UserFeatures', 'SOAPState', 'Refresher', 'RecomputeWorker', 'WorkerPool', 'Batch', 'worker_args',
+           'make_app', 'incremental_snapshots', 'drift', 'freshness_study']
 
 # %% ../../nbs/31_soap.ipynb #343e32b0
 _HDR = struct.Struct("<idhh")
@@ -37,19 +38,29 @@ class StoreUnavailable(NasrecError):
     "The store cannot be reached now (Redis down, SQLite file locked or gone): the service answers 503 until it is back."
 
 class EmbeddingStore(Protocol):
-    "What a store offers the service: push a user's new embedding (keeping the last `keep`), read the most recent ones."
+    """What the service and the workers share: each user's last `keep` embeddings, the recompute queue (a set of
+    users, oldest first, bounded by the caller) and the workers' heartbeats."""
     keep: int
+    spec: str
     def push(self, user: int, emb: np.ndarray, version: int, ts: Optional[float] = None) -> None: ...
     def push_many(self, items: Sequence[tuple]) -> None: ...
     def recent(self, user: int, n: int = 3) -> list: ...
+    def recent_many(self, users: Sequence[int], n: int = 3) -> dict: ...
+    def enqueue(self, users: Sequence[int], max_depth: int) -> int: ...
+    def pop(self, n: int) -> list: ...
+    def queue_depth(self) -> int: ...
+    def heartbeat(self, worker: str, info: dict) -> None: ...
+    def workers(self) -> dict: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
 
+# %% ../../nbs/31_soap.ipynb #99b0dbf6
 class SQLiteStore:
-    "Embedded store (WAL mode; one transaction per push, so readers never see a partial write)."
+    """Embedded store, one file for the service and its workers: WAL mode (readers never wait on the writer), one
+    transaction per push batch (no partial write is ever read), the queue a table keyed by user (de-duplicated)."""
     def __init__(self, path, keep: int = 3):
         self.path, self.keep = str(path), keep
-        self.name = f"sqlite store {self.path}"
+        self.name, self.spec = f"sqlite store {self.path}", f"sqlite:{self.path}"
         try: Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise NasrecError(f"{self.name}: cannot create its folder ({e})") from None
         self._local = threading.local()
@@ -57,9 +68,12 @@ class SQLiteStore:
             c = self._conn()
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("CREATE TABLE IF NOT EXISTS emb (user INTEGER NOT NULL, seq INTEGER PRIMARY KEY AUTOINCREMENT, rec BLOB NOT NULL)")
-            c.execute("CREATE INDEX IF NOT EXISTS emb_user ON emb(user, seq)"); c.commit()
+            c.execute("CREATE INDEX IF NOT EXISTS emb_user ON emb(user, seq)")
+            c.execute("CREATE TABLE IF NOT EXISTS queue (user INTEGER PRIMARY KEY, t REAL NOT NULL)")
+            c.execute("CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, info TEXT NOT NULL)"); c.commit()
         except sqlite3.Error as e: raise NasrecError(f"{self.name}: cannot open ({e})") from None
     def _conn(self):
+        "This thread's connection (one per thread, reused)."
         c = getattr(self._local, "c", None)
         if c is None:
             c = sqlite3.connect(self.path, timeout=30, check_same_thread=False); c.execute("PRAGMA synchronous=NORMAL")
@@ -81,20 +95,63 @@ class SQLiteStore:
     def recent(self, user, n=3):
         rows = self._do(lambda: self._conn().execute("SELECT rec FROM emb WHERE user = ? ORDER BY seq DESC LIMIT ?", (int(user), n)).fetchall())
         return [unpack(r[0]) for r in rows]
+    def recent_many(self, users, n=3):
+        "{user: recent(user, n)} for many users in one query."
+        us = sorted({int(u) for u in users}); out = {u: [] for u in us}
+        q = f"SELECT user, rec FROM emb WHERE user IN ({','.join('?'*len(us))}) ORDER BY user, seq DESC"
+        for u, r in (self._do(lambda: self._conn().execute(q, us).fetchall()) if us else []):
+            if len(out[u]) < n: out[u].append(unpack(r))
+        return out
+    def enqueue(self, users, max_depth):
+        "Queue users not queued yet, while the queue holds fewer than `max_depth`; the number queued."
+        def go():
+            c = self._conn(); now = time.time(); added = 0
+            with c:
+                room = max_depth - c.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+                for u in users:
+                    if added >= room: break
+                    added += c.execute("INSERT OR IGNORE INTO queue(user, t) VALUES (?, ?)", (int(u), now)).rowcount
+            return added
+        return self._do(go)
+    def pop(self, n):
+        "Take up to `n` users off the queue, oldest first (one statement: two workers never take the same user)."
+        def go():
+            c = self._conn()
+            with c: rows = c.execute("DELETE FROM queue WHERE user IN (SELECT user FROM queue ORDER BY t, user LIMIT ?) RETURNING user", (n,)).fetchall()
+            return sorted(r[0] for r in rows)
+        return self._do(go)
+    def queue_depth(self): return self._do(lambda: self._conn().execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+    def heartbeat(self, worker, info):
+        def go():
+            with self._conn() as c: c.execute("INSERT OR REPLACE INTO workers(id, info) VALUES (?, ?)", (worker, json.dumps(info)))
+        self._do(go)
+    def workers(self): return {k: json.loads(v) for k, v in self._do(lambda: self._conn().execute("SELECT id, info FROM workers").fetchall())}
     def count(self): return self._do(lambda: self._conn().execute("SELECT COUNT(DISTINCT user) FROM emb").fetchone()[0])
     def close(self):
         c = getattr(self._local, "c", None)
         if c is not None: c.close(); self._local.c = None
 
+# %% ../../nbs/31_soap.ipynb #c5a9b7e5
+_ENQUEUE = """local room = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[1])
+local added = 0
+for i = 3, #ARGV do
+  if added >= room then break end
+  added = added + redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i])
+end
+return added"""
+
 class RedisStore:
-    "Redis store: a list per user, LPUSH + LTRIM in one MULTI/EXEC transaction."
-    def __init__(self, url: str, keep: int = 3, prefix: str = "soap:"):
+    """Redis store: a list per user (LPUSH + LTRIM in one MULTI/EXEC), the queue a sorted set by enqueue time (ZADD NX
+    de-duplicates, ZPOPMIN hands a batch to one worker), heartbeats a hash; one pooled client, reused by every thread."""
+    def __init__(self, url: str, keep: int = 3, prefix: str = "soap:", timeout_s: float = 2.0):
         import redis
-        self.keep, self.prefix, self.name = keep, prefix, f"redis store {url}"
+        self.keep, self.prefix, self.url, self.name = keep, prefix, url, f"redis store {url}"
+        self.spec = url
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-        self.r = redis.Redis.from_url(url)
+        self.r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         try: self.r.ping()
         except Exception as e: raise NasrecError(f"{self.name}: cannot connect ({e})") from None
+        self._enqueue = self.r.register_script(_ENQUEUE)
     def _do(self, fn, *args):
         "Run one Redis call; a lost server is StoreUnavailable (the client reconnects on a later call)."
         try: return fn(*args)
@@ -107,14 +164,29 @@ class RedisStore:
         self._do(p.execute)
     def push(self, user, emb, version, ts=None): self.push_many([(user, emb, version, ts)])
     def recent(self, user, n=3): return [unpack(b) for b in self._do(self.r.lrange, self._k(user), 0, n - 1)]
-    def count(self): return self._do(lambda: sum(1 for _ in self.r.scan_iter(f"{self.prefix}*")))
+    def recent_many(self, users, n=3):
+        "{user: recent(user, n)} for many users in one pipelined round trip."
+        us = sorted({int(u) for u in users}); p = self.r.pipeline(transaction=False)
+        for u in us: p.lrange(self._k(u), 0, n - 1)
+        return {u: [unpack(b) for b in bs] for u, bs in zip(us, self._do(p.execute) if us else [])}
+    def enqueue(self, users, max_depth):
+        "Queue users not queued yet, while the queue holds fewer than `max_depth` (one Lua call: atomic); the number queued."
+        if not len(users): return 0
+        return int(self._do(self._enqueue, [f"{self.prefix}queue"], [max_depth, time.time(), *[int(u) for u in users]]))
+    def pop(self, n): return sorted(int(m) for m, _ in self._do(self.r.zpopmin, f"{self.prefix}queue", n))
+    def queue_depth(self): return int(self._do(self.r.zcard, f"{self.prefix}queue"))
+    def heartbeat(self, worker, info): self._do(self.r.hset, f"{self.prefix}workers", worker, json.dumps(info))
+    def workers(self): return {k.decode(): json.loads(v) for k, v in self._do(self.r.hgetall, f"{self.prefix}workers").items()}
+    def count(self):
+        n = len(self.prefix)
+        return self._do(lambda: sum(1 for k in self.r.scan_iter(f"{self.prefix}*", count=1000) if k[n:].isdigit()))
     def clear(self):
         for k in self.r.scan_iter(f"{self.prefix}*"): self.r.delete(k)
     def close(self): self.r.close()
 
-def open_store(spec: str, keep: int = 3):
-    "sqlite:PATH (default backend) or redis://host:port/db."
-    if spec.startswith("redis://") or spec.startswith("rediss://"): return RedisStore(spec, keep)
+def open_store(spec: str, keep: int = 3, prefix: str = "soap:"):
+    "sqlite:PATH (default backend) or redis://host:port/db (keys under `prefix`)."
+    if spec.startswith("redis://") or spec.startswith("rediss://"): return RedisStore(spec, keep, prefix)
     if spec.startswith("sqlite:"): return SQLiteStore(spec[len("sqlite:"):], keep)
     raise NasrecError(f"store {spec!r}: use sqlite:PATH or redis://HOST:PORT/DB")
 
@@ -129,7 +201,7 @@ class UserFeatures:
     "Current user features for the user tower, from an `.npz` with user_ids, user_sparse, user_hist, user_dense."
     def __init__(self, path):
         self.path = path
-        try: z = np.load(path)
+        try: self.mtime = os.stat(path).st_mtime_ns; z = np.load(path)
         except (OSError, ValueError) as e: raise NasrecError(f"{path}: not a user-feature .npz ({e})") from None
         miss = [k for k in ("user_ids", "user_sparse", "user_hist", "user_dense") if k not in z.files]
         if miss: raise NasrecError(f"{path}: missing array(s) {miss} (written by `nasrec-lit sum train`)")
@@ -146,88 +218,223 @@ class UserFeatures:
         if len(hist) and hist.max() >= schema["n_items"]: problems.append(f"history items up to {int(hist.max())}, the tower knows {schema['n_items']}")
         if dense.ndim != 2 or dense.shape[1] != schema["n_user_dense"]: problems.append(f"{dense.shape[-1]} dense features, the tower takes {schema['n_user_dense']}")
         if problems: raise NasrecError(f"{self.path} does not fit {where}: " + "; ".join(problems))
+    def changed(self) -> bool:
+        "The file was rewritten since it was read (new events: a feature pipeline publishes the users' current features)."
+        try: return os.stat(self.path).st_mtime_ns != self.mtime
+        except OSError: return False
     def __contains__(self, u): return int(u) in self.ids
     def get(self, users: Sequence[int]) -> dict:
         ix = [self.ids[int(u)] for u in users]
         return {k: v[ix] for k, v in self.arr.items()}
     @staticmethod
     def save(path, latest: dict):
-        users = sorted(latest)
-        np.savez(path, user_ids=np.array(users), **{k: np.stack([latest[u][k] for u in users]) for k in ("user_sparse", "user_hist", "user_dense")})
+        "Write the users' current features (`UserData.latest`) to `path`, atomically (a reader never sees half a file)."
+        users = sorted(latest); tmp = Path(f"{path}.tmp.npz")
+        np.savez(tmp, user_ids=np.array(users), **{k: np.stack([latest[u][k] for u in users]) for k in ("user_sparse", "user_hist", "user_dense")})
+        os.replace(tmp, path)
 
+# %% ../../nbs/31_soap.ipynb #8dc96d1a
 class SOAPState:
-    "The service's state: the loaded user tower (swapped when a newer snapshot is published), the store, and the recompute queue."
+    """The user tower of the newest snapshot and the users' current features, as the service and each worker hold them:
+    a newly published snapshot or a rewritten feature file is swapped in without a restart (one that does not fit is
+    refused once and the old one kept)."""
     def __init__(self, snapshots, features: UserFeatures, store, batch: int = 64, poll_s: float = 1.0, threads: int = 1):
         self.snapshots, self.features, self.store, self.batch, self.poll_s = Path(snapshots), features, store, batch, poll_s
         self.tower, self.version = load_user_tower(self.snapshots)
         if hasattr(features, "check"): features.check(self.tower.schema, f"snapshot v{self.version}")   # at start-up, not as 500s later
-        self.queue: asyncio.Queue = None; self.pending: set = set()
-        self.stats = dict(recomputed=0, recompute_batches=0, snapshot_swaps=0, cold=0)
-        self.lock = threading.Lock()
+        self.stats = dict(snapshot_swaps=0, feature_reloads=0, cold=0)
+        self.lock = threading.Lock(); self.rejected = None
         torch.set_num_threads(threads)
-    def compute(self, users: Sequence[int]) -> np.ndarray:
-        with self.lock: tower, v = self.tower, self.version
-        return tower_embed(tower, self.features.get(users)), v
+    def compute(self, users: Sequence[int]) -> tuple[np.ndarray, int]:
+        "The users' embeddings [n, K, D] from the current tower and features, and the snapshot version."
+        with self.lock: tower, v, feats = self.tower, self.version, self.features
+        with torch.inference_mode(): return tower_embed(tower, feats.get(users)), v
     def maybe_swap(self):
+        "Load a newly published snapshot, or re-read a rewritten feature file."
         v = latest_version(self.snapshots)
-        if v is not None and v != self.version and v != getattr(self, "rejected", None):
+        if v is not None and v != self.version and v != self.rejected:
             tower, v2 = load_user_tower(self.snapshots, v)
             if hasattr(self.features, "check"):
                 try: self.features.check(tower.schema, f"snapshot v{v2}")
                 except NasrecError: self.rejected = v2; raise        # keep serving the old one; not retried every poll
             with self.lock: self.tower, self.version = tower, v2
             self.stats["snapshot_swaps"] += 1
+        if isinstance(self.features, UserFeatures) and self.features.changed():
+            f = UserFeatures(self.features.path)
+            try: f.check(self.tower.schema, f"snapshot v{self.version}")
+            except NasrecError: self.features.mtime = f.mtime; raise   # refused once
+            with self.lock: self.features = f
+            self.stats["feature_reloads"] += 1
 
-async def _worker(st: SOAPState):
-    loop = asyncio.get_running_loop()
-    while True:
-        u = await st.queue.get(); users = [u]
-        while len(users) < st.batch and not st.queue.empty(): users.append(st.queue.get_nowait())
-        try:
-            emb, v = await loop.run_in_executor(None, st.compute, users)
-            await loop.run_in_executor(None, st.store.push_many, [(x, e, v) for x, e in zip(users, emb)])
-            st.stats["recomputed"] += len(users); st.stats["recompute_batches"] += 1
-        except Exception as e:                                   # keep serving; the next request reschedules
-            st.stats["last_error"] = f"{type(e).__name__}: {e}"
-        finally:
-            for x in users: st.pending.discard(x)
+# %% ../../nbs/31_soap.ipynb #aa6a4cd4
+def _pct(xs, q) -> Optional[float]: return round(float(np.percentile(xs, q)), 3) if len(xs) else None
 
-async def _watcher(st: SOAPState):
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(st.poll_s)
-        try: await loop.run_in_executor(None, st.maybe_swap)
-        except Exception as e: st.stats["last_error"] = f"snapshot: {type(e).__name__}: {e}"
+class Refresher:
+    """Which served users to recompute, decided on the request path at the cost of a dict lookup: a user is due when
+    the newest stored embedding is older than `refresh_s` or from an older snapshot than the one published, and is
+    queued at most once per `refresh_s` (and once per snapshot). Due users wait in a local set (bounded by `max_queue`:
+    past it they are dropped and counted, the back-pressure) that a background thread flushes to the store's shared
+    queue every `flush_s`, so no request waits on the queue's writes either."""
+    def __init__(self, store, refresh_s: float = 30.0, max_queue: int = 10_000, window: int = 10_000):
+        self.store, self.refresh_s, self.max_queue = store, refresh_s, max_queue
+        self.last: dict = {}; self.buf: set = set(); self.lock = threading.Lock()
+        self.served = collections.deque(maxlen=window)                  # staleness of the last `window` answers
+        self.stats = dict(enqueued=0, dropped=0, queue_errors=0)
+    def note(self, user: int, age_s: float, version: int, current: int) -> bool:
+        "Record one answer (its newest embedding `age_s` old, from snapshot `version`); True when the user is now due."
+        self.served.append(age_s)
+        if age_s < self.refresh_s and version >= current: return False
+        return self.request([user], current) == 1
+    def request(self, users: Sequence[int], current: int, force: bool = False) -> int:
+        "Mark users due (`force`: new events, whatever their age); the number accepted."
+        now, n = time.monotonic(), 0
+        with self.lock:
+            for u in users:
+                t, v = self.last.get(u, (-math.inf, -1))
+                if not force and now - t < self.refresh_s and v >= current: continue
+                if u in self.buf: continue
+                if len(self.buf) >= self.max_queue: self.stats["dropped"] += 1; continue
+                self.last[u] = (now, current); self.buf.add(u); n += 1
+        return n
+    def flush(self) -> int:
+        "Hand the due users to the store's queue; the number queued (the rest: already queued, or the queue full)."
+        with self.lock: users, self.buf = sorted(self.buf), set()
+        if not users: return 0
+        try: n = self.store.enqueue(users, self.max_queue)
+        except StoreUnavailable:
+            self.stats["queue_errors"] += 1
+            with self.lock:
+                for u in users: self.last.pop(u, None)                  # due again at their next request
+            return 0
+        self.stats["enqueued"] += n
+        return n
+    def staleness(self) -> dict:
+        "Percentiles of the served embeddings' age (seconds), over the last answers."
+        xs = list(self.served)
+        return dict(served=len(xs), staleness_p50_s=_pct(xs, 50), staleness_p99_s=_pct(xs, 99))
+
+# %% ../../nbs/31_soap.ipynb #5ec39b72
+class RecomputeWorker:
+    """The compute tier: takes up to `batch` users off the store's queue, runs the newest user tower on their current
+    features in one batch, writes them back in one transaction, and reports a heartbeat (counts, rate over the last
+    10 s, snapshot) to the store. A batch is all-or-nothing: killed mid-batch, the users it took are lost from the
+    queue (due again at their next request), never half-written. A store outage is waited out, not fatal."""
+    def __init__(self, snapshots, features, store, batch: int = 64, poll_s: float = 1.0, idle_s: float = 0.02, threads: int = 1):
+        self.store = store if not isinstance(store, str) else open_store(store)
+        feats = features if isinstance(features, UserFeatures) else UserFeatures(features)
+        self.state = SOAPState(snapshots, feats, self.store, batch, poll_s, threads)
+        self.batch, self.poll_s, self.idle_s = batch, poll_s, idle_s
+        self.id = f"{socket.gethostname()}:{os.getpid()}"
+        self.stats = dict(recomputed=0, batches=0, started=time.time()); self.recent = collections.deque()
+    def step(self) -> int:
+        "One batch; the number of users recomputed (0: the queue was empty)."
+        users = self.store.pop(self.batch)
+        if not users: return 0
+        try: self.state.maybe_swap()                                  # a snapshot published a moment ago is used now
+        except NasrecError as e: self.stats["last_error"] = str(e)
+        emb, v = self.state.compute(users)
+        self.store.push_many([(u, e, v) for u, e in zip(users, emb)])
+        self.stats["recomputed"] += len(users); self.stats["batches"] += 1; self.recent.append((time.monotonic(), len(users)))
+        return len(users)
+    def info(self) -> dict:
+        "The heartbeat: counts, users/s over the last 10 s, snapshot, time."
+        now = time.monotonic()
+        while self.recent and now - self.recent[0][0] > 10: self.recent.popleft()
+        return dict(self.stats, pid=os.getpid(), rate=round(sum(n for _, n in self.recent) / 10, 2), snapshot=self.state.version, t=time.time())
+    def run(self, stop: Optional[threading.Event] = None):
+        "Work until `stop` is set (forever, as `nasrec-lit worker`)."
+        stop = stop or threading.Event(); next_poll = next_beat = 0.0
+        while not stop.is_set():
+            now = time.monotonic(); n = 0
+            try:
+                if now >= next_poll: next_poll = now + self.poll_s; self.state.maybe_swap()
+                n = self.step()
+                if now >= next_beat: next_beat = now + 1.0; self.store.heartbeat(self.id, self.info())
+            except StoreUnavailable as e: self.stats["last_error"] = str(e); stop.wait(0.5)
+            except NasrecError as e: self.stats["last_error"] = str(e)         # a snapshot or feature file refused
+            if n == 0: stop.wait(self.idle_s)
+
+# %% ../../nbs/31_soap.ipynb #24c41d2d
+class WorkerPool:
+    """`n` local `nasrec-lit worker` processes, kept alive: one that exits or is killed is started again (after 1 s,
+    doubling while they keep dying young, up to 30 s). With Redis, more workers on other machines share the queue."""
+    def __init__(self, args: Sequence[str], n: int = 1):
+        self.cmd = [sys.executable, "-c", "from nasrec_lit.cli import main; main()", "worker", *map(str, args)]
+        self.n, self.procs, self.restarts, self.exits = n, [], 0, []
+        self._due: dict = {}; self._backoff = 1.0
+    def _spawn(self):
+        env = dict(os.environ, OMP_NUM_THREADS="1", NASREC_LIT_PROGRESS="0")
+        return subprocess.Popen(self.cmd, env=env, stdin=subprocess.DEVNULL), time.monotonic()
+    def start(self): self.procs = [self._spawn() for _ in range(self.n)]
+    def check(self):
+        "Restart the workers that have exited (called by the service's housekeeping thread)."
+        now = time.monotonic()
+        for i, (p, t0) in enumerate(self.procs):
+            if p.poll() is None: continue
+            due = self._due.get(i)
+            if due is None:                                             # just found dead: note it, restart when due
+                self.exits.append(p.returncode); self._backoff = min(30.0, self._backoff*2) if now - t0 < 5 else 1.0
+                self._due[i] = now + self._backoff
+            elif now >= due: del self._due[i]; self.procs[i] = self._spawn(); self.restarts += 1
+    def pids(self) -> list: return [p.pid for p, _ in self.procs if p.poll() is None]
+    def stop(self):
+        for p, _ in self.procs: p.terminate()
+        for p, _ in self.procs:
+            try: p.wait(timeout=10)
+            except subprocess.TimeoutExpired: p.kill(); p.wait()
 
 # %% ../../nbs/31_soap.ipynb #79fab384
 from pydantic import BaseModel
 
 class Batch(BaseModel):
-    "Body of POST /embeddings."
+    "Body of POST /embeddings and POST /recompute."
     user_ids: list[int]
 
+def worker_args(snapshots, features, store, batch: int = 64, poll_s: float = 1.0) -> list:
+    "The `nasrec-lit worker` options that share this service's snapshots, features and store."
+    a = ["--snapshots", snapshots, "--features", features, "--store", store.spec, "--batch", batch, "--poll-s", poll_s]
+    return a + (["--prefix", store.prefix] if isinstance(store, RedisStore) else [])
+
 def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, max_batch: int = 256, max_body: int = 16_384,
-             workers: int = 1):
-    "The SOAP FastAPI app over a snapshot directory, a user-feature file (or UserFeatures) and a store (or spec)."
+             workers: int = 1, refresh_s: float = 30.0, max_queue: int = 10_000, flush_s: float = 0.05):
+    """The SOAP FastAPI app over a snapshot directory, a user-feature file (or UserFeatures) and a store (or spec).
+    `workers` local recompute processes are started and kept alive with the app (0: run `nasrec-lit worker` yourself)."""
     from contextlib import asynccontextmanager
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse
-    for k, v, lo in (("batch", batch, 1), ("max_batch", max_batch, 1), ("max_body", max_body, 1), ("workers", workers, 1)):
+    for k, v, lo in (("batch", batch, 1), ("max_batch", max_batch, 1), ("max_body", max_body, 1), ("workers", workers, 0),
+                     ("max_queue", max_queue, 1)):
         if v < lo: raise ConfigError(f"make_app {k}: {v} must be >= {lo}")
-    if not poll_s > 0: raise ConfigError(f"make_app poll_s: {poll_s} must be > 0 (seconds between checks for a new snapshot)")
+    for k, v in (("poll_s", poll_s), ("flush_s", flush_s)):
+        if not v > 0: raise ConfigError(f"make_app {k}: {v} must be > 0 (seconds between background checks)")
+    if not refresh_s >= 0: raise ConfigError(f"make_app refresh_s: {refresh_s} must be >= 0 (seconds an embedding stays fresh)")
     feats = features if isinstance(features, UserFeatures) else UserFeatures(features)
     st_ = store if not isinstance(store, str) else open_store(store)
     state = SOAPState(snapshots, feats, st_, batch, poll_s)
+    ref = Refresher(st_, refresh_s, max_queue)
+    pool = WorkerPool(worker_args(snapshots, feats.path, st_, batch, poll_s), workers) if workers else None
+    stop = threading.Event()
+
+    def housekeeping():                                  # off the request path: queue flushes, worker restarts, snapshot polls
+        next_poll = time.monotonic() + poll_s
+        while not stop.wait(flush_s):
+            ref.flush()
+            if pool: pool.check()
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + poll_s
+                try: state.maybe_swap()
+                except Exception as e: state.stats["last_error"] = f"snapshot: {type(e).__name__}: {e}"
 
     @asynccontextmanager
     async def lifespan(app):
-        state.queue = asyncio.Queue()
-        tasks = [asyncio.create_task(_worker(state)) for _ in range(workers)] + [asyncio.create_task(_watcher(state))]
+        if pool: pool.start()
+        th = threading.Thread(target=housekeeping, name="soap-housekeeping", daemon=True); th.start()
         yield
-        for t in tasks: t.cancel()
+        stop.set(); th.join(timeout=5)
+        if pool: pool.stop()
 
     app = FastAPI(title="SOAP: SUM embeddings, served asynchronously", lifespan=lifespan)
-    app.state.soap = state
+    app.state.soap, app.state.refresher, app.state.workers = state, ref, pool
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(request: Request, e: StoreUnavailable):
@@ -240,46 +447,54 @@ def make_app(snapshots, features, store, batch: int = 64, poll_s: float = 1.0, m
             return JSONResponse({"detail": f"request body over {max_body} bytes"}, status_code=413)
         return await call_next(request)
 
-    def _known(u: int):
-        if u not in feats: raise HTTPException(404, f"unknown user {u}")
-
-    def _schedule(u: int):
-        if u not in state.pending: state.pending.add(u); state.queue.put_nowait(u)
+    def _known(users):
+        unknown = [u for u in users if u not in feats]
+        if unknown: raise HTTPException(404, f"unknown user {unknown[0]}" if len(users) == 1 else f"unknown user(s) {unknown[:10]}")
 
     def _vec(e) -> list:                                 # float64 first: float32's tolist() prints 0.85303 as 0.8530300259590149
         return np.round(np.asarray(e, np.float64), 5).tolist()
 
-    def _answer(u: int) -> dict:
-        recs = state.store.recent(u, 3); cold = False
-        if not recs:                                         # cold start: compute once inline
-            emb, v = state.compute([u]); state.store.push(u, emb[0], v); recs = state.store.recent(u, 3)
-            cold = True; state.stats["cold"] += 1
-        else: _schedule(u)
-        e = served_embedding(recs, 3)
-        return dict(user_id=u, embedding=_vec(e), versions=[r[1] for r in recs],
-                    staleness_s=round(time.time() - recs[0][2], 4), cold=cold)
+    def _answer(u: int, recs: list) -> dict:
+        now = time.time(); cold = not recs
+        if cold:                                         # nothing stored yet: the only tower run on this path
+            emb, v = state.compute([u]); e16 = emb[0].astype(np.float16)
+            state.store.push(u, e16, v, now); recs = [(e16, v, now)]; state.stats["cold"] += 1
+        age = now - recs[0][2]
+        if not cold: ref.note(u, age, recs[0][1], state.version)
+        return dict(user_id=u, embedding=_vec(served_embedding(recs, 3)), versions=[r[1] for r in recs],
+                    staleness_s=round(max(age, 0.0), 4), cold=cold)
 
     @app.get("/users/{user_id}/embedding")
     def get_embedding(user_id: int):
-        _known(user_id); return _answer(user_id)
+        _known([user_id]); return _answer(user_id, state.store.recent(user_id, 3))
 
     @app.get("/users/{user_id}/embedding/sync")
     def get_embedding_sync(user_id: int):
-        _known(user_id); emb, v = state.compute([user_id])
+        _known([user_id]); emb, v = state.compute([user_id])
         return dict(user_id=user_id, embedding=_vec(emb[0]), versions=[v], staleness_s=0.0, cold=False)
 
     @app.post("/embeddings")
     def post_embeddings(b: Batch):
         if len(b.user_ids) > max_batch: raise HTTPException(413, f"{len(b.user_ids)} user ids; at most {max_batch} per request")
-        unknown = [u for u in b.user_ids if u not in feats]
-        if unknown: raise HTTPException(404, f"unknown user(s) {unknown[:10]}")
-        return {"results": [_answer(u) for u in b.user_ids]}
+        _known(b.user_ids); recs = state.store.recent_many(b.user_ids, 3)
+        return {"results": [_answer(u, recs[u]) for u in b.user_ids]}
+
+    @app.post("/recompute")
+    def post_recompute(b: Batch):
+        "New events for these users: recompute them soon, whatever the age of their embeddings."
+        if len(b.user_ids) > max_batch: raise HTTPException(413, f"{len(b.user_ids)} user ids; at most {max_batch} per request")
+        _known(b.user_ids); return {"accepted": ref.request(b.user_ids, state.version, force=True)}
 
     @app.get("/health")
     def health():
-        h = dict(snapshot=state.version, queued=state.queue.qsize() if state.queue else 0)
-        try: return dict(h, users_stored=state.store.count(), **state.stats)
-        except StoreUnavailable as e: return JSONResponse(dict(h, store_error=str(e), **state.stats), status_code=503)
+        h = dict(snapshot=state.version, **state.stats, **ref.stats, **ref.staleness(), pending=len(ref.buf),
+                 refresh_s=refresh_s, worker_pids=pool.pids() if pool else [], worker_restarts=pool.restarts if pool else 0)
+        try:
+            now, ws = time.time(), st_.workers()
+            live = [w for w in ws.values() if now - w["t"] < 5]
+            return dict(h, queue_depth=st_.queue_depth(), users_stored=st_.count(), workers_alive=len(live),
+                        recompute_rate=round(sum(w["rate"] for w in live), 2), recomputed=sum(w["recomputed"] for w in ws.values()))
+        except StoreUnavailable as e: return JSONResponse(dict(h, store_error=str(e)), status_code=503)
 
     return app
 
