@@ -349,8 +349,8 @@ def test_recomputes_follow_staleness_not_requests(served, tmp_path):
     _, d, _ = served
     for refresh, most in ((1.0, None), (3600.0, 0)):
         with serving(d, f"sqlite:{tmp_path/f'r{refresh}.db'}", "--refresh-s", refresh) as base:
-            assert httpx.get(base + "/users/3/embedding").json()["cold"]
             wait_for(lambda: httpx.get(base + "/health").json()["workers_alive"] == 1, what="worker up")
+            assert httpx.get(base + "/users/3/embedding").json()["cold"]
             t = time.time()
             with httpx.Client(base_url=base) as c:
                 for _ in range(3000): assert c.get("/users/3/embedding").status_code == 200
