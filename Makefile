@@ -8,7 +8,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-all test-nbs test-py docs bench export clean-nbs check-sync lint check-wheel freeze clean
+.PHONY: install demo test test-all test-nbs test-py docs lab bench export clean-nbs check-sync lint check-wheel freeze clean
 
 $(BIN)/.installed: settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-all: install
 docs: install
 	$(BIN)/python docs/build.py
 	$(BIN)/python docs/check.py
+
+# JupyterLab (a dev dependency) on the notebooks, the project's venv as the kernel
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: install
 	$(BIN)/python benchmarks/peer_deepctr.py

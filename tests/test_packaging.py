@@ -88,3 +88,46 @@ def test_the_command_line_starts_without_torch_or_lightning(tmp_path):
                         "from nasrec_lit.loaders import ArrayLoader; assert 'lightning' in sys.modules; "
                         "assert not is_rank_zero(), 'rank after'"], capture_output=True, text=True, env=dict(env, LOCAL_RANK="1"))
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_jupyterlab_serves_the_notebooks_and_its_kernel_imports_the_package(tmp_path):
+    """`make install` installs JupyterLab (the card names it; `make lab` starts it on nbs/): the server answers /lab,
+    lists and opens the notebooks, and a kernel it starts runs code that imports nasrec_lit, as a reader's would."""
+    import json, socket, time, uuid
+    import httpx, websocket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    tok, base = uuid.uuid4().hex, f"http://127.0.0.1:{port}"
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path/"rt"), JUPYTER_CONFIG_DIR=str(tmp_path/"cfg"))
+    p = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", f"--IdentityProvider.token={tok}",
+                          f"--ServerApp.root_dir={ROOT/'nbs'}", *(["--allow-root"] if os.geteuid() == 0 else [])], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h = {"Authorization": f"token {tok}"}
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/api/status", headers=h).status_code == 200: break
+            except httpx.HTTPError: pass
+            time.sleep(0.1)
+        else: raise AssertionError("jupyter lab did not start")
+        r = httpx.get(f"{base}/lab", headers=h); assert r.status_code == 200 and "JupyterLab" in r.text
+        names = {x["name"] for x in httpx.get(f"{base}/api/contents", headers=h).json()["content"]}
+        assert {"31_soap.ipynb", "12b_nasrec.ipynb", "index.ipynb"} <= names, names
+        nb = httpx.get(f"{base}/api/contents/31_soap.ipynb", headers=h).json()
+        assert nb["type"] == "notebook" and len(nb["content"]["cells"]) > 20
+        k = httpx.post(f"{base}/api/kernels", headers=h, json={"name": "python3"}).json()
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/kernels/{k['id']}/channels?token={tok}", timeout=60)
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps(dict(header=dict(msg_id=msg_id, msg_type="execute_request", username="t", session=uuid.uuid4().hex, version="5.3"),
+                                parent_header={}, metadata={}, channel="shell",
+                                content=dict(code="import nasrec_lit; print('version', nasrec_lit.__version__)", silent=False))))
+        out = ""
+        for _ in range(200):
+            m = json.loads(ws.recv())
+            if m.get("parent_header", {}).get("msg_id") != msg_id: continue
+            if m["msg_type"] == "stream": out += m["content"]["text"]
+            if m["msg_type"] == "error": raise AssertionError(m["content"])
+            if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle": break
+        ws.close()
+        import nasrec_lit
+        assert out.strip() == f"version {nasrec_lit.__version__}", out
+    finally:
+        p.terminate(); p.wait(timeout=30)
