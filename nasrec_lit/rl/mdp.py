@@ -544,4 +544,4 @@ SUITE = {  # id: (class, expected valid, what fails)
     "nasrec_lit/DisjointFeatures-v0": (DisjointFeatures, False, "do not predict reward"),
 }
 for _id, (_cls, _, _) in SUITE.items():
-    if _id not in gym.registry: gym.register(id=_id, entry_point=f"{__name__}:{_cls.__name__}", max_episode_steps=100)
+    if _id not in gym.registry: gym.register(id=_id, entry_point=_cls, max_episode_steps=100)   # the class itself: a notebook defines it in __main__, which a later notebook run in the same process (nbdev_test --n_workers) does not have
