@@ -19,8 +19,8 @@ from .data import load_data, check_data, DataOptions, SOURCES
 # %% auto #0
 __all__ = ['console', 'err_console', 'app', 'data_app', 'DATA_HELP', 'critic_app', 'ce_app', 'sum_app', 'fail', 'as_typed',
            'guarded', 'table', 'data_inspect', 'data_prepare', 'train', 'search', 'retrain', 'demo', 'mdp_check',
-           'critic_generate', 'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval', 'sum_train',
-           'sum_export', 'serve', 'worker', 'main']
+           'schedule', 'critic_generate', 'critic_train', 'critic_eval', 'ce_weakest_link', 'ce_judge', 'ce_meta_eval',
+           'sum_train', 'sum_export', 'serve', 'worker', 'main']
 
 # %% ../nbs/90_cli.ipynb #f2c7e529
 console = Console(stderr=False, width=None if sys.stdout.isatty() else 160, quiet=not is_rank_zero())   # DDP: the other ranks print nothing
@@ -459,6 +459,93 @@ def mdp_check(env: Optional[str] = typer.Argument(None, help="gymnasium id (Cart
     console.print(f"seconds: {rep.seconds}")
     console.print(f"verdict: {rep.verdict}", highlight=False)
     raise typer.Exit(0 if rep.valid else 1)
+
+# %% ../nbs/90_cli.ipynb #5c4ed002
+def _schedule_events(data: str, users: int, weeks: int, seed: int):
+    "(events, decision time, truth-or-None, users) for --data: sim | movielens[:FOLDER] | events:FILE."
+    from nasrec_lit.schedule import simulate, movielens_events, read_events, beauty_events
+    kind, _, path = data.partition(":")
+    if kind == "sim":
+        s = simulate(users=users, weeks=weeks, seed=seed); return s.events, s.decision, s, s.users
+    if kind == "movielens": return movielens_events(path or None), None, None, None
+    if kind == "events":
+        if not path: fail("--data events:FILE needs a file (.csv or .parquet with user_id,timestamp[,stream,tz_offset])")
+        return read_events(path), None, None, None
+    if kind == "beauty": beauty_events(path or None)          # refused with the reason (no timestamps)
+    fail(f"unknown --data {data!r}: use sim, movielens[:FOLDER] or events:FILE")
+
+def _decision_time(text: Optional[str], ev, eval_weeks: int) -> int:
+    "--decision as unix seconds or ISO 8601, or the Monday 00:00 UTC that leaves --eval-weeks weeks of events after it."
+    from nasrec_lit.schedule import movielens_decision, _parse_times
+    import pandas as pd
+    if text is None: return movielens_decision(ev, eval_weeks)
+    return int(_parse_times(pd.Series([text]), "--decision", [1])[0])
+
+@app.command("schedule")
+@guarded
+def schedule(data: str = typer.Option("sim", help="sim | movielens[:FOLDER] | events:FILE (.csv or .parquet: user_id, timestamp[, stream, tz_offset])"),
+             users: int = typer.Option(2000, min=1, help="simulated users (sim)"),
+             weeks: int = typer.Option(8, min=2, help="weeks of simulated history (sim)"),
+             decision: Optional[str] = typer.Option(None, help="decision time, unix seconds or ISO 8601 (default: sim: the end of the history; "
+                                                    "otherwise the Monday 00:00 UTC --eval-weeks before the last event)"),
+             eval_weeks: int = typer.Option(1, min=1, help="weeks after the decision that the comparison is scored on"),
+             label_stream: str = typer.Option("", help="stream whose activity is the label (default: the first)"),
+             window: str = typer.Option("all", help="allowed run slots: all, or \\[weekdays|weekends] HH[:MM]-HH[:MM] in the user's local time"),
+             lead: int = typer.Option(0, min=0, max=167, help="hours between the run and the activity it serves (pre-computation)"),
+             horizon: int = typer.Option(3, min=1, max=168, help="hours after the slot in which activity counts"),
+             epsilon: float = typer.Option(0.0, min=0, max=1, help="share of users given a random allowed slot (exploration)"),
+             min_events: int = typer.Option(1, min=0, help="fewer past events: the population's best slot (cold start)"),
+             train_weeks: int = typer.Option(6, min=1, help="past decision times, a week apart, that the ranker learns from"),
+             epochs: int = typer.Option(8, min=1), seed: int = typer.Option(0),
+             capacity: Optional[float] = typer.Option(None, min=0.01, max=1.0, help="coordinate three tenants under a per-slot capacity, "
+                                                      "as a fraction of their uncoordinated peak load"),
+             ray: Optional[str] = typer.Option(None, help="score on Ray: 'auto' (a local Ray, or RAY_ADDRESS's cluster) or a cluster address"),
+             out: Optional[Path] = typer.Option(None, help="write every user's chosen slot here (.csv): user_id, run_slot, run_at_utc, how"),
+             runs_dir: Path = typer.Option(Path("runs"), help="the run folder schedule-<data> goes here (result.json, figure)")):
+    "Fit the best-time ranker on the past of the decision time, compare it with the baselines, choose every user's slot."
+    from nasrec_lit.schedule import (window_mask, BestTimePolicy, RankerConfig, compare, user_state, choose_slots, capacity_study,
+                                     plot_capacity, hour_of_week, _iso)
+    import numpy as np
+    win = window_mask(window)                                   # a bad window or output path fails before any work
+    if out is not None:
+        if out.suffix != ".csv": fail(f"--out {out}: write the slots to a .csv file")
+        out.parent.mkdir(parents=True, exist_ok=True)
+    ev, T, sim, who = _schedule_events(data, users, weeks, seed)
+    T = T if (T is not None and decision is None) else _decision_time(decision, ev, eval_weeks)
+    pol = BestTimePolicy(window=win, lead=lead, epsilon=epsilon, min_events=min_events, seed=seed)
+    cfg = RankerConfig(horizon=horizon, label_stream=label_stream, train_weeks=train_weeks, epochs=epochs, seed=seed)
+    console.print(f"{ev}\ndecision at {_iso(T)} UTC; fitting on the past, scoring the {eval_weeks} week(s) after", highlight=False)
+    truth = sim.value(T, horizon) if sim is not None and T == sim.decision else None
+    res = compare(ev, T, cfg, pol, truth=truth, users=who, eval_weeks=eval_weeks)
+    cols = ["method", "users", "hit", "hit_lo", "hit_hi", "ndcg", "auc"] + (["regret", "regret_lo", "regret_hi"] if truth is not None else [])
+    rows = res["table"][cols].to_dict("records")
+    console.print(table(rows, title=f"{data}: hit rate, NDCG@5 and AUC over the users active after the decision" +
+                        ("; exact regret over all users" if truth is not None else "")))
+    console.print("value model's stream weights: " + ", ".join(f"{k} {v:.2f}" for k, v in res["stream_weights"].items()), highlight=False)
+    state = user_state(ev, who if who is not None else ev.before(T).users(), T, cfg.half_life_weeks)
+    chosen = choose_slots(res["ranker"], state, pol, ray=ray)
+    console.print(f"scheduled {len(state)} users in {chosen['seconds']:.2f} s ({len(state) / max(chosen['seconds'], 1e-9):,.0f} users/s"
+                  f"{', Ray' if ray else ''}); cold start {int((chosen['how'] == 1).sum())}, explored {int((chosen['how'] == 2).sum())}", highlight=False)
+    result = dict(decision=int(T), leaderboard=rows, stream_weights=res["stream_weights"], users=len(state), seconds=chosen["seconds"])
+    run, t = _experiment(runs_dir, f"schedule-{data.partition(':')[0]}", dict(data=data, ranker=cfg.to_dict(), window=window, lead=lead,
+                                                                               epsilon=epsilon, capacity=capacity), "schedule")
+    with t:
+        if capacity is not None:
+            tz = ev.tz_of(state.users); scores = res["ranker"].scores(state)
+            cap = capacity_study(scores, state.users, tz, fractions=(capacity,), truth=truth)
+            crow = [{k: v for k, v in r.items() if k not in ("load", "seconds")} for r in cap]
+            console.print(table(crow, title="three tenants: uncoordinated against coordinated under the capacity"))
+            console.print(f"figure: {t.figure('capacity', plot_capacity(cap).figure)}"); _close_figures()
+            result["capacity"] = crow
+        t.table("leaderboard", rows); t.summary(**{f"{r['method']}_hit": r["hit"] for r in rows})
+    run.write_result(result)
+    if out is not None:
+        import pandas as pd
+        tz = ev.tz_of(state.users); offset = (chosen["slot"] - hour_of_week(T, tz)) % 168
+        pd.DataFrame(dict(user_id=state.users, run_slot=chosen["slot"], how=np.array(["model", "cold", "explore"])[chosen["how"]],
+                          run_at_utc=[_iso(T + 3600 * int(o)) for o in offset])).to_csv(out, index=False)
+        console.print(f"slots: {out}")
+    console.print(f"run: {run.path}")
 
 # %% ../nbs/90_cli.ipynb #cea782f2
 critic_app = typer.Typer(help="Critic-RM: self-generated critiques for reward modeling.", no_args_is_help=True)
