@@ -117,14 +117,14 @@ def proc_nbs():
     _proc(cfg.nbs_path, n_workers=0)
 
 
-GROUPS = (("Start here", r"^architecture$"), ("Spine", r"^0\d"), ("NAS", r"^1\d"), ("LLM", r"^2\d"), ("User models", r"^3\d"),
+GROUPS = (("Start here", r"^(quickstart|architecture)$"), ("Spine", r"^0\d"), ("NAS", r"^1\d"), ("LLM", r"^2\d"), ("User models", r"^3\d"),
           ("RL and scheduling", r"^4\d"), ("Command line and tracking", r"^9\d"))
 
 def sidebar(stems: list) -> list:
     "[(caption, pages)] by layer (the notebooks' number prefix); a page no group claims goes last, under 'More'."
     out, left = [], sorted(stems)
     for caption, pat in GROUPS:
-        pages = [s for s in left if re.match(pat, s)]; left = [s for s in left if s not in pages]
+        pages = sorted((s for s in left if re.match(pat, s)), key=lambda s: (s != "quickstart", s)); left = [s for s in left if s not in pages]
         if pages: out.append((caption, pages))
     return out + ([("More", left)] if left else [])
 
