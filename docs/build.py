@@ -30,16 +30,21 @@ def quarto_to_myst(md: str) -> str:
     return "\n".join(out)
 
 
-def showdoc_md(md: str) -> str:
-    "nbdev's show_doc markdown without Quarto-only bits: the leading rule and {attr} blocks after links."
+def showdoc_md(md: str, module: str = "") -> str:
+    """nbdev's show_doc markdown without Quarto-only bits (the leading rule, {attr} blocks after links), each documented
+    name entered in the general index (`genindex.html`) under its module."""
     md = re.sub(r"^\s*---\s*\n", "", md)
-    return re.sub(r"\)\{[^}]*\}", ")", md)
+    md = re.sub(r"\)\{[^}]*\}", ")", md)
+    where = f"; {module}" if module else ""
+    return re.sub(r"^(#{2,4}) ([\w.]+)\s*$", lambda m: f"```{{index}} single: {m.group(2)}{where}\n```\n\n{m.group(0)}", md, flags=re.M)
 
 
 def convert(nb_path: Path, dest: Path, toc: list = None):
     nb = json.loads(nb_path.read_text())
-    cells = []
+    cells, module = [], ""
     for c in nb["cells"]:
+        m = re.search(r"^#\|\s*default_exp\s+(\S+)", "".join(c["source"]), re.M) if c["cell_type"] == "code" else None
+        if m: module = f"nasrec_lit.{m.group(1)}"
         if c["cell_type"] == "raw":
             fm = front_matter(c)
             if fm.get("title"):
@@ -61,7 +66,7 @@ def convert(nb_path: Path, dest: Path, toc: list = None):
             if "remove-input" in tags and mds and re.search(r"(Option|Argument)Info object at 0x", "".join("".join(m) for m in mds)):
                 continue                          # a CLI command's signature (Typer defaults): the page shows its --help instead
             if "remove-input" in tags and mds:   # show_doc: its markdown becomes part of the page
-                cells.append({"cell_type": "markdown", "metadata": {}, "source": "\n\n".join(showdoc_md("".join(m)) for m in mds)})
+                cells.append({"cell_type": "markdown", "metadata": {}, "source": "\n\n".join(showdoc_md("".join(m), module) for m in mds)})
                 continue
             src = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
             c = dict(c, source=src, metadata=dict(c.get("metadata", {}), tags=tags))

@@ -2,7 +2,8 @@
 
 Checks: every internal link resolves (file and #anchor) and none points to the project's web address instead; no Python object repr (`object at 0x`); no placeholder
 docstring ("Call self as a function", "Initialize self", "Create and return a new object"); the page's summary
-line ends a sentence (nbdev keeps only the first line of a wrapped `>` summary); every method page has a figure.
+line ends a sentence (nbdev keeps only the first line of a wrapped `>` summary); every method page has a figure; the
+general index lists the documented names and its entries resolve.
 Usage: python docs/check.py [--site _site]"""
 import argparse, re, sys
 from html.parser import HTMLParser
@@ -61,7 +62,24 @@ def check(site: Path) -> list:
         q = " ".join((h.quote or "").split())
         if q and not re.search(r"[.!?:)`’”]$", q): problems.append(f"{name}: summary line cut mid-sentence: {q[-80:]!r}")
         if Path(name).stem in METHOD_PAGES and h.imgs == 0: problems.append(f"{name}: a method page without a figure")
+    problems += check_index(site, parsed)
     return sorted(set(problems))
+
+
+MIN_INDEX = 100       # the general index lists every documented name (docs/build.py enters them); fewer means it broke
+
+
+def check_index(site: Path, parsed: dict) -> list:
+    "The general index (genindex.html) lists at least MIN_INDEX names, and each entry's page and anchor exist."
+    g = site/"genindex.html"
+    if not g.exists(): return ["genindex.html: no general index"]
+    h = Page(); h.feed(g.read_text(errors="replace"))
+    entries = [x for x in h.links if re.match(r"^[\w.-]+\.html#index-\d+$", x)]
+    out = [] if len(entries) >= MIN_INDEX else [f"genindex.html: {len(entries)} entries (expected at least {MIN_INDEX})"]
+    for href in entries:
+        page, _, anchor = href.partition("#")
+        if page not in parsed or anchor not in parsed[page][0].ids: out.append(f"genindex.html: entry {href} does not resolve")
+    return out
 
 
 def main():
