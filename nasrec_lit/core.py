@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, dataclasses, json, os, random, re, sys, time, types, typing, warnings
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import yaml
@@ -18,7 +18,7 @@ __all__ = ['RESUME_FREE', 'ADDED_LATER', 'NasrecError', 'ConfigError', 'param', 
            'config_differences', 'pin_settings', 'is_rank_zero', 'RunDir', 'make_logger', 'finish_logger',
            'closed_on_failure', 'read_wandb_history', 'Tracker', 'tracking_group', 'progress_seconds', 'LineWriter',
            'progress', 'line_progress', 'log_step_now', 'quiet_lightning', 'fit_resuming', 'last_checkpoints',
-           'interval_checkpoint', 'resumable_fit', 'LeanHooks']
+           'interval_checkpoint', 'resumable_fit', 'LeanHooks', 'lazy_exports']
 
 # %% ../nbs/00_core.ipynb #e2a57046
 class NasrecError(Exception):
@@ -612,3 +612,22 @@ class LeanHooks:
     def __setattr__(self, name, value):
         if name == "_current_fx_name": self.__dict__[name] = value      # a plain string: never a parameter, buffer or module
         else: super().__setattr__(name, value)
+
+# %% ../nbs/00_core.ipynb #1a2e0002
+def lazy_exports(package: str, modules: Sequence[str]):
+    """(`__all__`, `__getattr__`, `__dir__`) for the `__init__` of subpackage `package`: the names in the `__all__` of
+    each of its `modules` (read from the source, not imported); a name's module is imported on its first use. Two
+    modules exporting one name is an error naming both."""
+    import ast, importlib
+    folder, where = Path(sys.modules[package].__file__).parent, {}
+    for m in modules:
+        tree = ast.parse((folder/f"{m}.py").read_text(encoding="utf-8"))
+        names = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                      and any(getattr(t, "id", None) == "__all__" for t in n.targets)), [])
+        for n in names:
+            if n in where: raise ImportError(f"{package}: {n!r} is exported by both {where[n]} and {m}")
+            where[n] = m
+    def __getattr__(name):
+        if name not in where: raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+    return list(where), __getattr__, lambda: sorted([*where, *modules])

@@ -1,6 +1,7 @@
 """The package on its own: a wheel built from the checkout carries the redistributable data (`data/`) and its
 licenses, and the installed package finds that data from a folder outside any checkout. (`.ci/run` also
 installs the wheel with its runtime dependencies into a fresh venv; see `make check-wheel`.)"""
+import pytest
 import os, shutil, subprocess, sys, zipfile
 from pathlib import Path
 
@@ -131,3 +132,19 @@ def test_jupyterlab_serves_the_notebooks_and_its_kernel_imports_the_package(tmp_
         assert out.strip() == f"version {nasrec_lit.__version__}", out
     finally:
         p.terminate(); p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("package,modules", [("nas", ["space", "supernet", "search", "nasrec", "teacher", "rankitect"]),
+                                             ("llm", ["backbone", "preference", "critic_rm", "crosseval"]),
+                                             ("usermodel", ["sum", "soap"]), ("rl", ["mdp"])])
+def test_subpackages_give_their_modules_public_names(package, modules):
+    "Each subpackage's __all__ is the union of its modules' __all__ (every module listed), and each name is the module's object."
+    import importlib
+    pkg = importlib.import_module(f"nasrec_lit.{package}")
+    on_disk = sorted(p.stem for p in (ROOT/"nasrec_lit"/package).glob("*.py") if not p.name.startswith("_"))
+    assert sorted(modules) == on_disk, f"nasrec_lit/{package}/__init__.py must list every module: {on_disk}"
+    expected = [n for m in modules for n in importlib.import_module(f"nasrec_lit.{package}.{m}").__all__]
+    assert sorted(pkg.__all__) == sorted(expected)
+    for m in modules:
+        mod = importlib.import_module(f"nasrec_lit.{package}.{m}")
+        for n in mod.__all__: assert getattr(pkg, n) is getattr(mod, n), (package, n)

@@ -1,0 +1,6 @@
+"""LLM methods: the Llama-family backbone (`backbone`), preference data (`preference`), Critic-RM (`critic_rm`) and
+CrossEval (`crosseval`). Every public name of these modules is importable from here; a module is imported on the
+first use of one of its names (see `core.lazy_exports`)."""
+from nasrec_lit.core import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, ["backbone", "preference", "critic_rm", "crosseval"])
