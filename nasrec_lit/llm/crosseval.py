@@ -57,22 +57,29 @@ def taxonomy_frame() -> pd.DataFrame:
 
 # %% ../../nbs/22_crosseval.ipynb #9516d63d
 def plot_taxonomy(ax=None):
-    "Individual capabilities on a circle, each cross capability an edge joining its two components; node and edge labels give #L1/#L2."
+    """Individual capabilities on a circle (#L1/#L2 categories under each), each cross capability an edge joining its two
+    components, marked by a number where it crosses no other mark and named, with its counts, in a key on the right."""
     import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(7, 7))
+    if ax is None: _, ax = plt.subplots(figsize=(10, 6.5))
     ang = {c: 2*math.pi*i/len(INDIVIDUAL) + math.pi/2 for i, c in enumerate(INDIVIDUAL)}
-    pos = {c: (math.cos(a), math.sin(a)) for c, a in ang.items()}
-    for name, (a, b) in CROSS.items():
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.plot([x0, x1], [y0, y1], color="tab:orange", lw=2, zorder=1)
-        l1, l2 = CATEGORY_COUNTS[name]
-        ax.text((x0+x1)/2, (y0+y1)/2, f"{name}\n{l1}/{l2}", ha="center", va="center", fontsize=7,
-                bbox=dict(boxstyle="round", fc="white", ec="tab:orange", alpha=0.9), zorder=3)
+    pos = {c: np.array([math.cos(a), math.sin(a)]) for c, a in ang.items()}
+    placed = [p for p in pos.values()]                          # marks keep away from the nodes and from each other
+    key = []
+    for k, (name, (a, b)) in enumerate(CROSS.items(), 1):
+        p0, p1 = pos[a], pos[b]
+        ax.plot(*zip(p0, p1), color="tab:orange", lw=2, zorder=1)
+        cands = [p0 + t*(p1 - p0) for t in np.linspace(0.2, 0.8, 25)]
+        at = max(cands, key=lambda q: min(np.linalg.norm(q - r) for r in placed)); placed.append(at)
+        ax.scatter(*at, s=260, color="white", edgecolor="tab:orange", lw=1.5, zorder=3)
+        ax.text(*at, str(k), ha="center", va="center", fontsize=9, weight="bold", color="tab:orange", zorder=4)
+        l1, l2 = CATEGORY_COUNTS[name]; key.append(f"{k}  {name}  ({l1}/{l2})")
     for c, (x, y) in pos.items():
         l1, l2 = CATEGORY_COUNTS[c]
         ax.scatter([x], [y], s=900, color="tab:blue", zorder=2)
-        ax.text(1.28*x, 1.22*y, f"{c}\n{l1}/{l2}", ha="center", va="center", fontsize=9, weight="bold")
-    ax.set_xlim(-1.7, 1.7); ax.set_ylim(-1.6, 1.6); ax.set_aspect("equal"); ax.axis("off")
+        ax.text(1.42*x, 1.3*y, f"{c}\n{l1}/{l2}", ha="center", va="center", fontsize=9, weight="bold")
+    ax.text(1.75, 0, "cross capabilities\n(#L1/#L2 categories)\n\n" + "\n".join(key), ha="left", va="center", fontsize=9,
+            bbox=dict(boxstyle="round", fc="white", ec="tab:orange"))
+    ax.set_xlim(-1.8, 4.2); ax.set_ylim(-1.65, 1.65); ax.set_aspect("equal"); ax.axis("off")
     ax.set_title("CrossEval: 7 individual capabilities (nodes), 7 cross capabilities (edges); #L1/#L2 categories")
     return ax
 
