@@ -25,7 +25,7 @@ from .search import TrialResult, TrialLedger, Objective, run_search, make_search
 __all__ = ['NASRecModel', 'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'SupernetEvaluator',
            'ScratchEvaluator', 'LowFidelityEvaluator', 'supernet_in', 'nasrec_search', 'search_tracker',
            'search_figures', 'load_exported', 'load_search', 'retrain_searched', 'rank_study', 'plot_rank_study',
-           'compare_with_baselines']
+           'compare_with_baselines', 'plot_comparison']
 
 # %% ../../nbs/12b_nasrec.ipynb #49e14d9c
 class NASRecModel(CTRModel):
@@ -380,7 +380,8 @@ def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Option
         res = nasrec_search(data, space, cpu_supernet_config(seed=s, **(sn_kw or {})), cfg, f/"search", splits=splits, log=log)
         seed_rows = [dict(seed=s, name="NASRec (searched)", **{k: res[k] for k in ("test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})]
         tc, _ = scratch_protocol(cfg, seed=s)
-        df, _, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True, resume=True)   # models finished before a crash are read back
+        df, fig, _ = leaderboard(data, models, tc, root=f/"baselines", tuned=True, refit=True, resume=True)   # models finished before a crash are read back
+        import matplotlib.pyplot as plt; plt.close(fig)        # one seed's baselines alone: the comparison is drawn by plot_comparison
         seed_rows += [dict(seed=s, **{k: r[k] for k in ("name", "test_logloss", "test_auc", "test_ne", "flops_per_sample", "params")})
                       for r in df.to_dict(orient="records") if r["name"] not in REFERENCES]
         write_json(done, seed_rows); rows += seed_rows
@@ -391,3 +392,25 @@ def compare_with_baselines(data: CTRData, folder, seeds=(0, 1, 2), space: Option
                             "auc_std": g.test_auc.std(ddof=1), "ne_mean": g.test_ne.mean(), "mflops": g.flops_per_sample.mean() / 1e6,
                             "seeds": g.size()}).sort_values("logloss_mean")
     return per_seed, summary
+
+def plot_comparison(per_seed, title: str = ""):
+    """Test log loss and AUC (mean over seeds, bars: one standard deviation) against FLOPs per sample, NASRec's searched
+    model beside every baseline; a legend names the points (no labels on top of each other)."""
+    import matplotlib.pyplot as plt
+    g = per_seed.groupby("name"); mean, sd = g.mean(numeric_only=True), g.std(numeric_only=True, ddof=1).fillna(0)
+    order = mean.sort_values("test_logloss").index
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    markers = dict(zip([n for n in order if n != "NASRec (searched)"], "osD^vP<>h"))
+    for ax, col in zip(axes, ("test_logloss", "test_auc")):
+        for n in order:
+            ours = n == "NASRec (searched)"
+            ax.errorbar(mean.loc[n, "flops_per_sample"], mean.loc[n, col], yerr=sd.loc[n, col], fmt="*" if ours else markers[n],
+                        ms=14 if ours else 7, color="tab:red" if ours else None, capsize=3, label=f"{n}: {mean.loc[n, col]:.4f}")
+        ax.set_xscale("symlog", linthresh=1e3); ax.set_xlabel("matmul FLOPs / sample (FM, LR: element-wise only)")
+        ax.set_xticks([t for t in (0, 1e3, 1e4, 1e5, 1e6, 1e7) if t <= 10 * max(mean.flops_per_sample.max(), 1e3)])
+        ax.set_ylabel(col.replace("_", " ")); ax.legend(fontsize=7, loc="best")
+    n_seeds = int(g.size().max())
+    fig.suptitle(f"NASRec's searched model against the tuned baselines{': ' + title if title else ''} ({n_seeds} seed{'s' * (n_seeds > 1)}, "
+                 "final-model protocol)", fontsize=10)
+    fig.tight_layout()
+    return axes

@@ -446,7 +446,8 @@ def check_mdp(source, cfg: MDPCheckConfig = None, policy: Optional[Callable] = N
 
 # %% ../../nbs/40_mdp.ipynb #6a465598
 def plot_report(rep: MDPReport, ax=None):
-    "Bars of importance and sensitivity per feature (member spread as error bars) with their permutation floors."
+    """Bars of importance and sensitivity per feature (member spread as error bars) with their permutation floors. With
+    `ax` (a pair of axes, e.g. a row of a grid of environments) the panels carry the environment's name and verdict."""
     import matplotlib.pyplot as plt, textwrap
     x = np.arange(len(rep.table)); many = len(x) > 16          # one-hot observations (Blackjack: 45 features) need room
     axes = ax if ax is not None else plt.subplots(1, 2, figsize=(max(10, 0.3 * len(x)), 3.2 + 0.4 * many))[1]
@@ -455,9 +456,13 @@ def plot_report(rep: MDPReport, ax=None):
         a.bar(x, vals.mean(0), yerr=[vals.mean(0) - vals.min(0), vals.max(0) - vals.mean(0)], color=np.where(mark, "tab:green", "tab:gray"), capsize=2)
         a.step(np.append(x, x[-1] + 1) - 0.5, np.append(floor, floor[-1]), where="post", c="tab:red", lw=1, label="permutation floor")
         a.set_xticks(x, rep.table.feature, rotation=90 if many else 45, ha="center" if many else "right", fontsize=6 if many else 8)
-        a.set_xlim(-0.7, len(x) - 0.3); a.set_title(title, fontsize=9); a.legend(fontsize=7)
-    axes[0].figure.suptitle("\n".join(textwrap.wrap(f"{rep.env}: {rep.verdict}", 150)), fontsize=9)
-    axes[0].figure.tight_layout()
+        a.set_xlim(-0.7, len(x) - 0.3); a.set_title(title if ax is None else f"{rep.env}: {title}", fontsize=9); a.legend(fontsize=7)
+    if ax is None:
+        axes[0].figure.suptitle("\n".join(textwrap.wrap(f"{rep.env}: {rep.verdict}", 150)), fontsize=9)
+        axes[0].figure.tight_layout()
+    else:                                   # one environment of several: its verdict above its own row
+        axes[0].set_title("")                # its centred title gives way to a left one that also holds the verdict
+        axes[0].set_title("\n".join(textwrap.wrap(rep.verdict, 75)) + f"\n{rep.env}: reward-predictiveness (loss rise)", fontsize=8, loc="left")
     return axes
 
 # %% ../../nbs/40_mdp.ipynb #64aeccc1
