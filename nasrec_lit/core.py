@@ -386,6 +386,16 @@ def read_wandb_history(path) -> list:
                 rows.append({".".join(i.nested_key) or i.key: json.loads(i.value_json) for i in rec.history.item})
     return rows
 
+def _next_second_free(folder: Path, run_id: str, wait_s: float = 2.0):
+    """W&B names an offline run's folder `offline-run-<local time to the second>-<id>`; a resumed run that starts in the
+    same second as its previous run gets a `-1` folder, and its records were lost there (an empty `.wandb` file:
+    reproduced with wandb's offline mode, 1 time in 3). Wait, at most `wait_s`, until no folder of this id has the
+    current second's name."""
+    import datetime
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < wait_s and any(folder.glob(f"offline-run-{datetime.datetime.now():%Y%m%d_%H%M%S}-{run_id}*")):
+        time.sleep(0.05)
+
 class Tracker:
     """One experiment's W&B run and its run folder's figures. `log(metrics, step)`, `figure(name, fig)` (saved as
     `folder/figures/<name>.png` and logged as an image), `table(name, rows)` (a `wandb.Table`, and `folder/<name>.csv`),
@@ -406,6 +416,7 @@ class Tracker:
             os.environ.setdefault("WANDB_SILENT", "true")
             self.id = self.id or "".join(random.SystemRandom().choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
             self.folder.mkdir(parents=True, exist_ok=True); write_json(state, dict(id=self.id, name=name, group=group))
+            if old.get("id"): _next_second_free(self.folder/"wandb", self.id)
             self.run = wandb.init(project=project, name=name, id=self.id, resume="allow", dir=str(self.folder), group=group, job_type=job_type,
                                   config=_plain(config or {}), mode="online" if mode == "online" else "offline", settings=_wandb_settings(), reinit="create_new")
         except Exception as e:          # never lose the experiment over tracking: its files still come
