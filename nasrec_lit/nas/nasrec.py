@@ -158,15 +158,15 @@ class LowFidelityEvaluator:
                            time.perf_counter() - t, self.fidelity, cb.curve)
 
 # %% ../../nbs/12b_nasrec.ipynb #248a64d0
-def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig, checkpoint_every=timedelta(minutes=10)):
+def supernet_in(folder, data: CTRData, splits, space: SpaceConfig, sn_cfg: SupernetConfig, checkpoint_every=timedelta(minutes=10), make=None):
     """(supernet, training seconds): read back from `folder/supernet.pt`, or trained and saved there atomically.
     Training checkpoints to `folder/supernet_ckpt/last.ckpt` every `checkpoint_every` (see `train_supernet`) and
-    resumes from it after a crash; the checkpoint is removed once `supernet.pt` is written."""
+    resumes from it after a crash; the checkpoint is removed once `supernet.pt` is written. `make`: as `train_supernet`'s."""
     folder = Path(folder); ck, ckpt_dir = folder/"supernet.pt", folder/"supernet_ckpt"
     if ck.exists():
-        sn = Supernet(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu"))
+        sn = (make or Supernet)(data.schema(), space, sn_cfg); sn.load_state_dict(torch.load(ck, map_location="cpu"))
         return sn.eval(), json.loads((folder/"supernet.json").read_text())["seconds"]
-    sn = train_supernet(data, splits, space, sn_cfg, ckpt_dir=ckpt_dir, checkpoint_every=checkpoint_every); secs = sn.train_seconds
+    sn = train_supernet(data, splits, space, sn_cfg, ckpt_dir=ckpt_dir, checkpoint_every=checkpoint_every, make=make); secs = sn.train_seconds
     write_json(folder/"supernet.json", dict(seconds=secs))          # before supernet.pt: its presence means both are complete
     tmp = ck.with_suffix(".tmp"); torch.save(sn.state_dict(), tmp); os.replace(tmp, ck)
     shutil.rmtree(ckpt_dir, ignore_errors=True)

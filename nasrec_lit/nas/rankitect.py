@@ -46,7 +46,8 @@ def suggest_arch(space: SearchSpace, trial) -> Arch:
         else: dense_in, left, right = (0,), cat("left", range(i + 1)), cat("right", range(i + 1))
         blocks.append(Block(dense_in=dense_in, sparse_in=sparse_in, left=left, right=right, dense_op=dop, sparse_op=sop,
                             width=width, tokens=tokens, d2s=d2s, s2d=s2d))
-    return Arch(c.space, tuple(blocks))
+    arch = Arch(c.space, tuple(blocks))
+    return space.suggest_hw(trial, arch) if hasattr(space, "suggest_hw") else arch     # hardware choices (`nas.pim.CoDesignSpace`)
 
 # %% ../../nbs/13_rankitect.ipynb #14bc607d
 def _rs_get(lazy) -> list:

@@ -74,13 +74,18 @@ class Arch:
     "An architecture of the NASRec space: immutable, hashable, JSON round-trippable."
     space: str
     blocks: tuple
+    hw: Optional[tuple] = None   # hardware choices, one (place, precision, units) per part: stem, then each block (`nas.pim`)
 
-    def to_dict(self) -> dict: return {"space": self.space, "blocks": [dataclasses.asdict(b) for b in self.blocks]}
+    def to_dict(self) -> dict:
+        d = {"space": self.space, "blocks": [dataclasses.asdict(b) for b in self.blocks]}
+        if self.hw is not None: d["hw"] = [list(h) for h in self.hw]     # absent when None: keys of plain architectures do not change
+        return d
     def to_json(self) -> str: return json.dumps(self.to_dict(), sort_keys=True)
     @classmethod
     def from_dict(cls, d: dict) -> "Arch":
         try:
-            return cls(d["space"], tuple(Block(**{**b, "dense_in": tuple(b["dense_in"]), "sparse_in": tuple(b["sparse_in"])}) for b in d["blocks"]))
+            hw = None if d.get("hw") is None else tuple(tuple(h) for h in d["hw"])
+            return cls(d["space"], tuple(Block(**{**b, "dense_in": tuple(b["dense_in"]), "sparse_in": tuple(b["sparse_in"])}) for b in d["blocks"]), hw)
         except (KeyError, TypeError) as e: raise ConfigError(f"Arch: malformed description ({e})") from None
     @classmethod
     def from_json(cls, s: str) -> "Arch": return cls.from_dict(json.loads(s))
@@ -123,7 +128,7 @@ class SearchSpace:
             for _ in range(n_mutations):
                 i = int(rng.integers(len(blocks))); k = str(rng.choice(self.KEYS))
                 blocks[i] = dataclasses.replace(blocks[i], **{k: self._sample_key(rng, i, k)})
-            new = Arch(arch.space, tuple(blocks))
+            new = dataclasses.replace(arch, blocks=tuple(blocks))
             if new != arch: return new
         return new
 
@@ -192,7 +197,7 @@ class SearchSpace:
             for s in nb.dense_in if reads_dense_in else (): dense_live[s] = True
             for s in (left, right) if reads_lr else (): dense_live[s] = True
             for s in nb.sparse_in if reads_sparse_in else (): sparse_live[s] = True
-        return Arch(arch.space, tuple(out))
+        return dataclasses.replace(arch, blocks=tuple(out))
 
     def build(self, arch: Arch, schema: dict) -> "NASRecNet":
         "The standalone network of `arch` for data of `schema` (`NASRecNet`: exact sizes, no supernet code)."

@@ -177,14 +177,15 @@ def inherit_weights(net, supernet: Supernet):
 
 # %% ../../nbs/11_supernet.ipynb #8feb8c9f
 def train_supernet(data: CTRData, splits, space: SpaceConfig, cfg: SupernetConfig = None, logger=False, accelerator="auto", devices="auto", strategy="auto",
-                   ckpt_dir=None, checkpoint_every: Union[int, timedelta] = timedelta(minutes=10), callbacks=()) -> Supernet:
+                   ckpt_dir=None, checkpoint_every: Union[int, timedelta] = timedelta(minutes=10), callbacks=(), make=None) -> Supernet:
     """Train the supernet on the train split (Lightning; DDP via `strategy='ddp'`). With `ckpt_dir`, `ckpt_dir/last.ckpt`
     is rewritten every `checkpoint_every` (optimizer steps, or a `timedelta` of training time), and a call that finds
     it resumes from it, mid-epoch included: weights, optimizer, LR schedule, the loader's position and the subnet
     sampler's RNG are all in it, so the resumed supernet is the one an uninterrupted run would have trained.
-    `sn.train_seconds` is the training time summed over the runs."""
+    `sn.train_seconds` is the training time summed over the runs. `make(schema, space, cfg)` builds the supernet
+    (default `Supernet`; a subclass such as `nas.pim.QuantSupernet`)."""
     cfg = cfg or SupernetConfig(); quiet_lightning(); seed_everything(cfg.seed)
-    sn = Supernet(data.schema(), space, cfg)
+    sn = (make or Supernet)(data.schema(), space, cfg)
     dm = CTRDataModule(data, splits, cfg.batch_size, seed=cfg.seed)
     # each step trains one subnet, so most operators get no gradient: DDP has to be told (the ranks draw the same
     # subnet each step, their sampler RNGs being seeded alike)
