@@ -392,6 +392,7 @@ def _next_second_free(folder: Path, run_id: str, wait_s: float = 2.0):
     reproduced with wandb's offline mode, 1 time in 3). Wait, at most `wait_s`, until no folder of this id has the
     current second's name."""
     import datetime
+    time.sleep(1.05 - time.time() % 1)        # always into the next second: a folder made earlier in this one can no longer clash
     t0 = time.monotonic()
     while time.monotonic() - t0 < wait_s and any(folder.glob(f"offline-run-{datetime.datetime.now():%Y%m%d_%H%M%S}-{run_id}*")):
         time.sleep(0.05)
