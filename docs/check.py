@@ -13,7 +13,7 @@ PLACEHOLDERS = ("Call self as a function", "Initialize self.  See help", "Initia
 # pages of a method: each must show at least one figure (its experiment's)
 # problems known and owned by an open issue: printed, not failed (remove the line when the issue lands)
 KNOWN: dict = {}      # problem -> the issue that owns it, while one is open
-METHOD_PAGES = ("12b_nasrec", "12c_teacher", "13_rankitect", "15_pim", "21_critic_rm", "22_crosseval", "30_sum", "31_soap", "40_mdp", "41_schedule")
+METHOD_PAGES = ("12b_nasrec", "12c_teacher", "13_rankitect", "14_automl", "15_pim", "21_critic_rm", "22_crosseval", "30_sum", "31_soap", "40_mdp", "41_schedule")
 
 
 class Page(HTMLParser):

@@ -201,7 +201,8 @@ _SEARCH_FIELDS = {"data": "data", "stratified": "stratified", "space.space": "sp
                   "supernet.epochs": "supernet_epochs", "supernet.seed": "seed", "search.searcher": "searcher",
                   "search.budget": "budget", "search.population": "budget", "search.objective": "objective",
                   "search.constraints": "constraint", "search.top_k": "top_k", "search.final_epochs": "final_epochs", "search.seed": "seed",
-                  "search.dnas_steps": "dnas_steps"}
+                  "search.dnas_steps": "dnas_steps", "search.fidelity": "fidelity", "search.low_rows": "low_rows",
+                  "search.low_steps": "low_steps", "search.hyper": "hyper"}
 
 def _typed_options(ctx: Optional[typer.Context]) -> Optional[set]:
     """The options the user typed (not left at their defaults) in the command of `ctx`; None without one (a command
@@ -234,13 +235,17 @@ def _resumed_settings(folder: Path, now: dict, typed: Optional[set]) -> dict:
 @app.command("search")
 @guarded
 def search(ctx: typer.Context, space: str = typer.Option("full", help="full | small"), data: str = typer.Option("frappe", "--data", help=DATA_HELP),
-           budget: int = typer.Option(120, help="candidates scored through the supernet"),
+           budget: int = typer.Option(120, help="trials: candidates scored through the supernet, or trained briefly with --fidelity low"),
            scale: str = typer.Option("cpu", help="cpu | paper"),
            searcher: str = typer.Option("evolution", help="a registered searcher: evolution, random, ... (each is listed here with `search --help`)"),
-           objective: str = typer.Option("val_logloss", help="metrics minimised, comma-separated: 'val_logloss,flops' searches the Pareto front of both; '-name' maximises"),
+           objective: Optional[str] = typer.Option(None, help="metrics minimised, comma-separated: 'val_logloss,flops' searches the Pareto front of both; '-name' maximises (default: val_logloss; with --fidelity low, the AutoML label)"),
            constraint: List[str] = typer.Option([], help="an upper bound on a trial's metric or cost, e.g. 'flops<=2e6' (repeatable)"),
            flops_max: Optional[float] = typer.Option(None, min=1, help="per-sample FLOPs bound: the same as --constraint 'flops<=X' (DNAS's target)"),
            dnas_steps: Optional[int] = typer.Option(None, min=1, help="steps of the dnas searcher's differentiable search (default 400)"),
+           fidelity: str = typer.Option("supernet", help="how a trial is scored: 'supernet' (one-shot, NASRec) or 'low' (trained from scratch on part of the data for a few steps; the automl searcher's setting)"),
+           low_rows: Optional[float] = typer.Option(None, min=0, max=1, help="--fidelity low: fraction of the training rows (default 0.1)"),
+           low_steps: Optional[int] = typer.Option(None, min=1, help="--fidelity low: optimizer steps at most (default 200)"),
+           hyper: bool = typer.Option(False, help="--fidelity low: also search learning rate, batch size and embedding L2"),
            workers: int = typer.Option(1, min=1, help="trials evaluated at once (local processes; Ray tasks with --ray)"),
            ray: Optional[str] = typer.Option(None, help="run trials on Ray: 'auto' (the cluster of RAY_ADDRESS, else a local one started for the run) or a cluster address"),
            blocks: Optional[int] = typer.Option(None, help="choice blocks (cpu: 4, paper: 7)"),
@@ -262,17 +267,19 @@ def search(ctx: typer.Context, space: str = typer.Option("full", help="full | sm
     from nasrec_lit.data import split_indices
     if scale not in ("cpu", "paper"): fail(f"--scale: {scale!r} is not one of ['cpu', 'paper']")
     if flops_max is not None: constraint = [*constraint, f"flops<={flops_max:g}"]
+    if objective is None: objective = "label" if fidelity == "low" else "val_logloss"
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}     # options left unset keep the scale's defaults; 0 is checked, not dropped
     if scale == "cpu":
         sp = SpaceConfig.cpu(space=space, num_blocks=4 if blocks is None else blocks)
         sn_cfg = cpu_supernet_config(seed=seed, **given(epochs=supernet_epochs))
         cfg = cpu_search_config(searcher=searcher, budget=budget, seed=seed, population=min(32, max(2, budget // 4)), objective=objective,
-                                constraints=tuple(constraint), workers=workers, ray=ray, **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps))
+                                constraints=tuple(constraint), workers=workers, ray=ray, fidelity=fidelity, hyper=hyper,
+                                **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps, low_rows=low_rows, low_steps=low_steps))
     else:
         sp = SpaceConfig(space=space, num_blocks=7 if blocks is None else blocks)
         sn_cfg = SupernetConfig(seed=seed, **given(epochs=supernet_epochs))
         cfg = SearchConfig(searcher=searcher, budget=budget, seed=seed, objective=objective, constraints=tuple(constraint), workers=workers,
-                           ray=ray, **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps))
+                           ray=ray, fidelity=fidelity, hyper=hyper, **given(top_k=top_k, final_epochs=final_epochs, dnas_steps=dnas_steps, low_rows=low_rows, low_steps=low_steps))
     config = dict(space=sp.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict(), data=data)
     # data options and the split, recorded only where they differ from the defaults, so that a folder from before
     # they were options (default data, random split) still resumes

@@ -134,7 +134,7 @@ def test_jupyterlab_serves_the_notebooks_and_its_kernel_imports_the_package(tmp_
         p.terminate(); p.wait(timeout=30)
 
 
-@pytest.mark.parametrize("package,modules", [("nas", ["space", "supernet", "search", "nasrec", "teacher", "rankitect", "pim"]),
+@pytest.mark.parametrize("package,modules", [("nas", ["space", "supernet", "search", "nasrec", "teacher", "rankitect", "automl", "pim"]),
                                              ("llm", ["backbone", "preference", "critic_rm", "crosseval"]),
                                              ("usermodel", ["sum", "soap"]), ("rl", ["mdp"])])
 def test_subpackages_give_their_modules_public_names(package, modules):

@@ -22,10 +22,10 @@ from .supernet import Supernet, SupernetConfig, CandidateScorer, train_supernet,
 from .search import TrialResult, TrialLedger, Objective, run_search, make_searcher, searchers, SearchLog, plot_trajectory, plot_pareto, pareto_front_table
 
 # %% auto #0
-__all__ = ['NASRecModel', 'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'train_from_scratch', 'SupernetEvaluator',
-           'ScratchEvaluator', 'LowFidelityEvaluator', 'supernet_in', 'nasrec_search', 'search_tracker',
-           'search_figures', 'load_exported', 'load_search', 'retrain_searched', 'rank_study', 'plot_rank_study',
-           'compare_with_baselines', 'plot_comparison']
+__all__ = ['NASRecModel', 'SearchConfig', 'cpu_search_config', 'scratch_protocol', 'with_hp', 'train_from_scratch',
+           'SupernetEvaluator', 'ScratchEvaluator', 'LowFidelityEvaluator', 'supernet_in', 'nasrec_search',
+           'search_tracker', 'search_figures', 'load_exported', 'load_search', 'retrain_searched', 'rank_study',
+           'plot_rank_study', 'compare_with_baselines', 'plot_comparison']
 
 # %% ../../nbs/12b_nasrec.ipynb #49e14d9c
 class NASRecModel(CTRModel):
@@ -55,6 +55,10 @@ class SearchConfig(Config):
     workers: int = param(1, ge=1, help="trials evaluated at once (local processes, or Ray tasks with `ray`)")
     ray: Optional[str] = param(None, help="'auto' (a local Ray started by the run, or the cluster of RAY_ADDRESS) or a cluster address")
     dnas_steps: int = param(400, ge=1, help="steps of the 'dnas' searcher's differentiable search (`nas.rankitect.DNASConfig`)")
+    fidelity: str = param("supernet", choices=("supernet", "low"), help="how a trial is scored: through the supernet (one-shot), or trained from scratch briefly (`LowFidelityEvaluator`, with the AutoML label)")
+    low_rows: float = param(0.1, gt=0, le=1, help="low fidelity: fraction of the training rows")
+    low_steps: int = param(200, ge=1, help="low fidelity: optimizer steps at most")
+    hyper: bool = param(False, help="also search learning rate, batch size and embedding L2 (`nas.automl.HyperSpace`; low fidelity only)")
     seed: int = param(0)
 
     def validate(self):
@@ -62,13 +66,16 @@ class SearchConfig(Config):
         super().validate()
         if self.searcher not in searchers(): raise ConfigError(f"SearchConfig.searcher: {self.searcher!r} is not one of {sorted(searchers())}")
         self.objective_()            # its fields are checked as an Objective's
+        if self.fidelity == "supernet" and self.hyper:
+            raise ConfigError("SearchConfig.hyper: hyper-parameters are searched only with fidelity 'low' (the supernet's scores ignore them)")
+        if self.fidelity == "low" and self.searcher == "dnas": raise ConfigError("SearchConfig.searcher: 'dnas' needs fidelity 'supernet'")
 
     def objective_(self) -> Objective:
         "The search's `Objective`."
         return Objective(metrics=tuple(m.strip() for m in self.objective.split(",") if m.strip()), weights=self.weights, constraints=self.constraints)
 
 # search folders written before objectives read as validation log loss, unconstrained
-ADDED_LATER.update(objective="val_logloss", weights=None, constraints=[], dnas_steps=400)
+ADDED_LATER.update(objective="val_logloss", weights=None, constraints=[], dnas_steps=400, fidelity="supernet", low_rows=0.1, low_steps=200, hyper=False)
 
 def cpu_search_config(**kw) -> "SearchConfig":
     "A search that runs in minutes on 2 CPU cores: smaller population, Adam with the tuned baselines' regularisation."
@@ -82,13 +89,22 @@ def scratch_protocol(cfg: SearchConfig, seed: Optional[int] = None):
     optim = OptimConfig(optimizer=cfg.final_optimizer, lr=cfg.final_lr, emb_l2=cfg.final_emb_l2, schedule="cosine" if cfg.final_optimizer == "adagrad" else "none")
     return tc, optim
 
+def with_hp(hp, tc: TrainConfig, optim: OptimConfig) -> tuple:
+    "(tc, optim) with the (name, value) pairs of `hp` replacing their fields; a name neither has is refused."
+    o = {k: v for k, v in hp if k in OptimConfig.__dataclass_fields__}; t = {k: v for k, v in hp if k in TrainConfig.__dataclass_fields__}
+    bad = [k for k, _ in hp if k not in o and k not in t]
+    if bad: raise ConfigError(f"Arch.hp: {bad[0]!r} is not a field of OptimConfig or TrainConfig")
+    return tc.replace(**t), optim.replace(**o)
+
 def train_from_scratch(arch: Arch, data: CTRData, splits, space: SpaceConfig, cfg: SearchConfig, seed: Optional[int] = None,
                        run: Optional[RunDir] = None, train_cfg: Optional[TrainConfig] = None, callbacks=()) -> dict:
     """Train `arch` from scratch on the train split (early stopping on validation) with the search's protocol; `fit`'s
     result. With `run`, checkpoints go to its folder and a call that finds them continues from them. `train_cfg`
-    replaces the protocol's `TrainConfig` (e.g. with a step cap)."""
+    replaces the protocol's `TrainConfig` (e.g. with a step cap). Hyper-parameters the architecture carries (`Arch.hp`,
+    searched by `nas.automl.HyperSpace`) replace the protocol's fields of the same name (`OptimConfig`, `TrainConfig`)."""
     tc, optim = scratch_protocol(cfg, seed)
     if train_cfg is not None: tc = train_cfg
+    if arch.hp: tc, optim = with_hp(arch.hp, tc, optim)
     if run is not None: tc = tc.replace(checkpoints=True)
     seed_everything(tc.seed)          # initial weights depend on the seed, not on what the process ran before
     return fit(NASRecModel(arch, data.schema(), space, optim), data, tc, run, splits=splits, resume=True, callbacks=callbacks)
@@ -182,11 +198,17 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
     # the folder belongs to one search: another space, supernet, search config or data is refused, naming the field
     settings = dict(data=data.source, rows=[len(x) for x in splits], space=space.to_dict(), supernet=sn_cfg.to_dict(), search=cfg.to_dict())
     pin_settings(folder/"search.json", settings, "search")
-    t0 = time.perf_counter(); sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
-    log(f"supernet: {sn_s:.1f}s")
-    schema, objective = data.schema(), cfg.objective_()
-    evaluate = SupernetEvaluator(sn, data, splits, sn_cfg, space)
-    ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
+    t0 = time.perf_counter(); schema, objective = data.schema(), cfg.objective_()
+    if cfg.fidelity == "supernet":
+        sn, sn_s = supernet_in(folder, data, splits, space, sn_cfg, checkpoint_every)
+        log(f"supernet: {sn_s:.1f}s")
+        evaluate = SupernetEvaluator(sn, data, splits, sn_cfg, space)
+        ss = sn.space            # built for this data: without dense features more twins collapse (see `canonical`)
+    else:                        # trained from scratch briefly; each trial also gets the AutoML searcher's label
+        from nasrec_lit.nas.automl import LabelledEvaluator, HyperSpace
+        sn, sn_s = None, 0.0
+        evaluate = LabelledEvaluator(LowFidelityEvaluator(data, splits, space, cfg, rows=cfg.low_rows, max_steps=cfg.low_steps))
+        ss = (HyperSpace if cfg.hyper else SearchSpace)(space, dense_features=len(schema["dense_names"]) > 0)
     searcher = make_searcher(cfg.searcher, ss, objective, cfg.seed, population=cfg.population, tournament=cfg.tournament,
                              children=cfg.children, generations=cfg.generations,
                              supernet=sn, data=data, splits=splits, dnas=dict(steps=cfg.dnas_steps))     # what DNAS takes
@@ -211,10 +233,13 @@ def nasrec_search(data: CTRData, space: SpaceConfig, sn_cfg: SupernetConfig, cfg
         retrained.append(done[r["key"]])
     # the final pick: the objective over the retrained candidates' validation metrics and their costs
     cost = {r["key"]: r["cost"] for r in records}
-    best = objective.best([dict(x, metrics={k: v for k, v in x.items() if k.startswith("val_")}, cost=cost[x["key"]]) for x in retrained])
+    # (a low-fidelity search's label is, for a model trained to the end, its validation NE: no trend is left to extrapolate)
+    best = objective.best([dict(x, metrics={**{k: v for k, v in x.items() if k.startswith("val_")}, "label": x["val_ne"]}, cost=cost[x["key"]])
+                           for x in retrained])
     best_arch = Arch.from_dict(next(r["arch"] for r in records if r["key"] == best["key"]))
     # final: train on train+val, report test
     trval = np.sort(np.concatenate([splits[0], splits[1]]))
+    if best_arch.hp: tc, optim = with_hp(best_arch.hp, tc, optim)       # searched hyper-parameters train the final model too
     seed_everything(tc.seed); final_model = NASRecModel(best_arch, schema, space, optim)
     # validation rows are now training rows: no early stopping, train for the epochs that were best on validation
     with tracking_group(folder.name):

@@ -47,7 +47,9 @@ def suggest_arch(space: SearchSpace, trial) -> Arch:
         blocks.append(Block(dense_in=dense_in, sparse_in=sparse_in, left=left, right=right, dense_op=dop, sparse_op=sop,
                             width=width, tokens=tokens, d2s=d2s, s2d=s2d))
     arch = Arch(c.space, tuple(blocks))
-    return space.suggest_hw(trial, arch) if hasattr(space, "suggest_hw") else arch     # hardware choices (`nas.pim.CoDesignSpace`)
+    if hasattr(space, "suggest_hw"): arch = space.suggest_hw(trial, arch)     # hardware choices (`nas.pim.CoDesignSpace`)
+    if hasattr(space, "suggest_hp"): arch = space.suggest_hp(trial, arch)     # training hyper-parameters (`nas.automl.HyperSpace`)
+    return arch
 
 # %% ../../nbs/13_rankitect.ipynb #14bc607d
 def _rs_get(lazy) -> list:

@@ -276,14 +276,14 @@ def register_searcher(name: str, help: str = ""):
 _PLUGINS_LOADED = []
 def searchers() -> dict:
     """The registry, after importing the modules that register more searchers: the project's own (Rankitect's TPE,
-    NSGA-II and DNAS in `nas.rankitect`), any named in the
+    NSGA-II and DNAS in `nas.rankitect`, the AutoML searcher in `nas.automl`), any named in the
     `NASREC_LIT_PLUGINS` environment variable (comma-separated modules), and entry points of the group
     `nasrec_lit.searchers` (a package of yours can declare one)."""
     if not _PLUGINS_LOADED:
         _PLUGINS_LOADED.append(True)
         import importlib
         from importlib.metadata import entry_points
-        importlib.import_module("nasrec_lit.nas.rankitect")
+        for m in ("nasrec_lit.nas.rankitect", "nasrec_lit.nas.automl"): importlib.import_module(m)
         for m in [m.strip() for m in os.environ.get("NASREC_LIT_PLUGINS", "").split(",") if m.strip()]:
             try: importlib.import_module(m)
             except ImportError as e: raise ConfigError(f"NASREC_LIT_PLUGINS: cannot import {m!r} ({e})") from None

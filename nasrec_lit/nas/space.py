@@ -75,17 +75,20 @@ class Arch:
     space: str
     blocks: tuple
     hw: Optional[tuple] = None   # hardware choices, one (place, precision, units) per part: stem, then each block (`nas.pim`)
+    hp: Optional[tuple] = None   # searched training hyper-parameters, sorted (name, value) pairs (`nas.automl.HyperSpace`)
 
     def to_dict(self) -> dict:
         d = {"space": self.space, "blocks": [dataclasses.asdict(b) for b in self.blocks]}
         if self.hw is not None: d["hw"] = [list(h) for h in self.hw]     # absent when None: keys of plain architectures do not change
+        if self.hp is not None: d["hp"] = {k: v for k, v in self.hp}
         return d
     def to_json(self) -> str: return json.dumps(self.to_dict(), sort_keys=True)
     @classmethod
     def from_dict(cls, d: dict) -> "Arch":
         try:
             hw = None if d.get("hw") is None else tuple(tuple(h) for h in d["hw"])
-            return cls(d["space"], tuple(Block(**{**b, "dense_in": tuple(b["dense_in"]), "sparse_in": tuple(b["sparse_in"])}) for b in d["blocks"]), hw)
+            hp = None if d.get("hp") is None else tuple(sorted(dict(d["hp"]).items()))
+            return cls(d["space"], tuple(Block(**{**b, "dense_in": tuple(b["dense_in"]), "sparse_in": tuple(b["sparse_in"])}) for b in d["blocks"]), hw, hp)
         except (KeyError, TypeError) as e: raise ConfigError(f"Arch: malformed description ({e})") from None
     @classmethod
     def from_json(cls, s: str) -> "Arch": return cls.from_dict(json.loads(s))
