@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_automl.ipynb #69ae5657
 from __future__ import annotations
-import dataclasses, json, math, time
+import dataclasses, math, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
