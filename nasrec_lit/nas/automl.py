@@ -30,7 +30,8 @@ __all__ = ['HP_MENU', 'LOW_FIDELITY', 'PEERS', 'PEER_SETTINGS', 'HyperSpace', 'L
 
 # %% ../../nbs/14_automl.ipynb #718a2c5a
 HP_MENU = {"lr": (3e-4, 1e-3, 3e-3), "batch_size": (512, 1024, 2048), "emb_l2": (0.0, 1e-3, 1e-2)}
-"The default menu: Adam's learning rate, the batch size and the L2 on looked-up embeddings, around the tuned baselines' 1e-3, 1024 and 1e-2 (smaller batches cost more steps in every retraining: 512 is the least here)."
+# The default menu: Adam's learning rate, the batch size and the L2 on looked-up embeddings, around the tuned
+# baselines' 1e-3, 1024 and 1e-2 (smaller batches cost more steps in every retraining: 512 is the least here).
 
 # %% ../../nbs/14_automl.ipynb #d6e43a80
 class HyperSpace(SearchSpace):
@@ -128,7 +129,9 @@ class LabelledEvaluator:
 
 # %% ../../nbs/14_automl.ipynb #8c3d7b00
 LOW_FIDELITY = dict(rows=0.3, max_steps=80, epochs=1, curve_every=2)
-"This page's low-fidelity trial: 30% of the training rows, one epoch of at most 80 steps (10 to 40 on Frappe, by batch size), the loss every 2 steps; about 3 s on 2 CPU cores, against about 40 s for a full-fidelity training."
+# This page's low-fidelity trial: 30% of the training rows, one epoch of at most 80 steps (10 to 40 on Frappe,
+# by batch size), the loss every 2 steps; about 3 s on 2 CPU cores, against about 40 s for a full-fidelity
+# training.
 
 # %% ../../nbs/14_automl.ipynb #213b8afa
 def label_study(data, folder, n: int = 24, seed: int = 0, space: Optional[SpaceConfig] = None, low: Optional[dict] = None,
@@ -413,10 +416,11 @@ class AutoMLSearcher:
 
 # %% ../../nbs/14_automl.ipynb #9ef50d28
 PEERS = ("automl", "random", "evolution", "tpe")
-"The searchers `budget_study` compares."
+# the searchers `budget_study` compares
 
 PEER_SETTINGS = dict(population=20, tournament=5, children=4, generations=20, n_startup_trials=10)
-"Small-budget settings: evolution with a population of 20 (tournament 5, 4 children a generation), TPE after 10 random trials."
+# small-budget settings: evolution with a population of 20 (tournament 5, 4 children a generation), TPE after
+# 10 random trials.
 
 def incumbents(recs, objective: Objective) -> list:
     "The best record so far (the objective's order, feasible first; ties keep the earlier) after each record, in ledger order."
